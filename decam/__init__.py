@@ -1,0 +1,61 @@
+"""decam: black-box saliency maps for image classifiers, found by evolutionary search (DE-CAM)."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from decam.errors import ConfigError, DecamError, InputError, ModelOutputError, ModelUnavailableError
+from decam.explain import Explainer, Explanation, explain
+from decam.registry import AGGREGATORS, ENCODINGS, SEARCHERS, Range, Registry
+
+__version__ = "0.1.0"
+
+
+def register_encoding(name: str) -> Callable:
+    """Decorator registering an :class:`~decam.encodings.Encoding` subclass under ``name``."""
+    return ENCODINGS.register(name)
+
+
+def register_searcher(name: str) -> Callable:
+    """Decorator registering a searcher factory ``(problem, **params) -> evotorch SearchAlgorithm``."""
+    return SEARCHERS.register(name)
+
+
+def register_aggregator(name: str) -> Callable:
+    """Decorator registering an :class:`~decam.aggregate.Aggregator` subclass under ``name``."""
+    return AGGREGATORS.register(name)
+
+
+def list_encodings() -> list[str]:
+    return list(ENCODINGS)
+
+
+def list_searchers() -> list[str]:
+    return list(SEARCHERS)
+
+
+def list_aggregators() -> list[str]:
+    return list(AGGREGATORS)
+
+
+def create_encoding(name: str, **cfg: Any):
+    """An encoding instance; unknown names raise ``ValueError`` naming the closest ones."""
+    return ENCODINGS[name](**cfg)
+
+
+def create_searcher(name: str, problem, **cfg: Any):
+    """An evotorch ``SearchAlgorithm`` on ``problem``."""
+    return SEARCHERS[name](problem, **cfg)
+
+
+def create_aggregator(name: str, **cfg: Any):
+    return AGGREGATORS[name](**cfg)
+
+
+__all__ = [
+    "Explainer", "Explanation", "explain", "Range", "Registry",
+    "register_encoding", "register_searcher", "register_aggregator",
+    "list_encodings", "list_searchers", "list_aggregators",
+    "create_encoding", "create_searcher", "create_aggregator",
+    "DecamError", "ConfigError", "InputError", "ModelOutputError", "ModelUnavailableError",
+]

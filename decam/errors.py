@@ -1,0 +1,33 @@
+"""decam's user-facing errors; each carries the CLI exit code documented in the README."""
+
+from __future__ import annotations
+
+
+class DecamError(Exception):
+    """A problem the user can fix; the CLI prints it as one line and exits with ``exit_code``."""
+
+    exit_code = 1
+
+
+class ConfigError(DecamError, ValueError):
+    """Bad configuration, option or plugin name (exit code 2)."""
+
+    exit_code = 2
+
+
+class ModelUnavailableError(DecamError):
+    """Model weights or code that are not available offline (exit code 2)."""
+
+    exit_code = 2
+
+
+class InputError(DecamError, ValueError):
+    """An input image or target that cannot be used (exit code 3)."""
+
+    exit_code = 3
+
+
+class ModelOutputError(DecamError):
+    """The black-box model raised or returned something that is not finite logits (exit code 4)."""
+
+    exit_code = 4

@@ -1,0 +1,102 @@
+"""DE-CAM's optimization problem as a vectorized evotorch ``Problem``.
+
+fitness(genome) = logit_target(fill + M ⊙ (X − fill)) − α · mean(M),   M = encoding.render(genome)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable
+
+import torch
+from evotorch import Problem, SolutionBatch
+
+logging.getLogger("evotorch").setLevel(logging.WARNING)  # evotorch logs every Problem it builds at INFO
+
+from decam.encodings.base import Encoding
+from decam.errors import ModelOutputError
+
+
+class SaliencyProblem(Problem):
+    """Maximize the target logit of the masked image minus ``alpha`` times the kept area.
+
+    The whole population is rendered and composed at once; the model runs in chunks of
+    ``batch_size`` under ``torch.inference_mode()``. ``queries`` counts the images sent to the model.
+    Only initial bounds are declared: encodings make any real genome valid.
+    """
+
+    def __init__(
+        self,
+        forward: Callable[[torch.Tensor], torch.Tensor],
+        image: torch.Tensor,
+        target: int,
+        encoding: Encoding,
+        *,
+        fill: torch.Tensor | None = None,
+        alpha: float = 1.0,
+        batch_size: int = 64,
+        precision: str = "fp32",
+        channels_last: bool = True,
+        seed: int | None = None,
+        observer: Callable[[torch.Tensor, torch.Tensor], None] | None = None,
+    ) -> None:
+        self.forward, self.target, self.encoding = forward, int(target), encoding
+        self.image = image
+        self.fill = torch.zeros_like(image) if fill is None else fill.to(image)
+        self.delta = self.image - self.fill
+        self.alpha, self.batch_size = float(alpha), int(batch_size)
+        self.precision, self.channels_last = precision, channels_last
+        self.observer = observer
+        self.queries = 0
+        lo, hi = encoding.initial_bounds
+        super().__init__(
+            "max",
+            solution_length=encoding.genome_length,
+            initial_bounds=(lo, hi),
+            dtype=torch.float32,
+            device=image.device,
+            eval_data_length=1,  # mask area, kept beside each fitness
+            seed=seed,
+        )
+
+    def _autocast(self):
+        if self.precision == "bf16":
+            return torch.autocast(self.image.device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def score(self, masks: torch.Tensor) -> torch.Tensor:
+        """Target logit for each mask ``(N, H, W)`` applied to the image: ``(N,)`` float32."""
+        out = []
+        with torch.inference_mode(), self._autocast():
+            for m in masks.split(self.batch_size):
+                x = torch.addcmul(self.fill, m.unsqueeze(1), self.delta)
+                if self.channels_last:
+                    x = x.contiguous(memory_format=torch.channels_last)
+                try:
+                    logits = self.forward(x)
+                except Exception as e:  # the model is a black box: any failure is the model's
+                    raise ModelOutputError(f"model raised {type(e).__name__}: {e}") from e
+                self.queries += x.shape[0]
+                out.append(self._check(logits, x.shape[0])[:, self.target].float())
+        return torch.cat(out)
+
+    def _check(self, logits: object, n: int) -> torch.Tensor:
+        if not isinstance(logits, torch.Tensor) or logits.ndim != 2 or logits.shape[0] != n:
+            shape = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
+            raise ModelOutputError(f"model returned {shape} for a batch of {n} images; expected logits (B, C)")
+        if self.target >= logits.shape[1]:
+            raise ModelOutputError(f"target {self.target} is outside the model's {logits.shape[1]} classes")
+        if not torch.isfinite(logits[:, self.target]).all():
+            raise ModelOutputError("model returned NaN or infinite logits")
+        return logits
+
+    def _evaluate_batch(self, batch: SolutionBatch) -> None:
+        genomes = batch.values
+        with torch.inference_mode():
+            masks = self.encoding.render(genomes)
+        area = masks.mean(dim=(1, 2))
+        fitness = self.score(masks) - self.alpha * area
+        if self.observer is not None:
+            self.observer(masks, fitness)
+        batch.set_evals(fitness.to(batch.values.device), area.unsqueeze(1))

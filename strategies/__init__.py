@@ -1,0 +1,1 @@
+"""Searcher plugins for decam (imported as ``decam_strategies``)."""
