@@ -1,0 +1,39 @@
+"""Shared test fixtures: tiny black-box models whose evidence region is known."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+
+class OracleModel:
+    """Black box whose class-0 logit is ``scale`` × the kept fraction of a hidden box region.
+
+    Every pixel of the test image is bright, so black (zero) fill removes evidence exactly where
+    the mask removes pixels. Class 1 is a constant, so class 0 is top-1 on the full image.
+    """
+
+    def __init__(self, region: tuple[int, int, int, int], scale: float = 10.0) -> None:
+        self.region, self.scale, self.calls = region, scale, 0
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls += x.shape[0]
+        top, left, bottom, right = self.region
+        kept = x[:, :, top:bottom, left:right].mean(dim=(1, 2, 3))
+        return torch.stack([self.scale * kept, torch.full_like(kept, 0.5 * self.scale)], dim=1)
+
+    def region_mask(self, height: int, width: int) -> torch.Tensor:
+        m = torch.zeros(height, width, dtype=torch.bool)
+        top, left, bottom, right = self.region
+        m[top:bottom, left:right] = True
+        return m
+
+
+@pytest.fixture
+def oracle() -> OracleModel:
+    return OracleModel(region=(8, 30, 24, 46))  # a 16x16 box in a 48x48 image
+
+
+@pytest.fixture
+def bright_image() -> torch.Tensor:
+    return torch.ones(3, 48, 48)
