@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import re
@@ -14,14 +15,20 @@ from typing import IO, Any
 import numpy as np
 from PIL import Image
 
+TMP_SUFFIX = ".tmp"
+_TMP_NAME = re.compile(r"^\..+\.(\d+)\.[a-z0-9_]{8}\.tmp$")  # .<name>.<pid>.<random>.tmp, see atomic_open
+MAX_STEM = 120
+"""Longest output stem in characters, so ``<stem>.saliency.npy`` stays within file-name limits."""
+
 
 @contextlib.contextmanager
 def atomic_open(path: str | Path, mode: str = "wb") -> Iterator[IO]:
     """Open a temporary file beside ``path``; it replaces ``path`` only if the block succeeds."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=TMP_SUFFIX, dir=path.parent)
     try:
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; outputs get the usual permissions
         with os.fdopen(fd, mode) as f:
             yield f
             f.flush()
@@ -31,6 +38,12 @@ def atomic_open(path: str | Path, mode: str = "wb") -> Iterator[IO]:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def save_npy(path: str | Path, array: np.ndarray) -> None:
@@ -51,6 +64,38 @@ def save_json(path: str | Path, data: Any) -> None:
 
 
 def safe_stem(name: str) -> str:
-    """A file-name stem that cannot leave the output folder (no separators, no leading dots)."""
-    stem = re.sub(r"[^\w.\-]+", "_", Path(name).stem).lstrip(".")
-    return stem or "image"
+    """A file-name stem that cannot leave the output folder (no separators, no leading dots, bounded length)."""
+    stem = re.sub(r"[^\w.\-]+", "_", Path(name).stem).lstrip(".") or "image"
+    if len(stem) > MAX_STEM or len(stem.encode()) > 2 * MAX_STEM:
+        digest = hashlib.sha1(stem.encode()).hexdigest()[:8]  # keeps long names that differ late apart
+        stem = f"{stem[: MAX_STEM // 2]}_{digest}"
+    return stem
+
+
+def remove_stale_temporaries(folder: str | Path) -> list[Path]:
+    """Delete temporary files that a killed run (e.g. ``kill -9``) left in ``folder``; return them.
+
+    A temporary file carries the writer's process id; it is stale when that process is gone.
+    """
+    removed = []
+    folder = Path(folder)
+    if not folder.is_dir():
+        return removed
+    for tmp in folder.glob(f".*{TMP_SUFFIX}"):
+        match = _TMP_NAME.match(tmp.name)
+        if match is None or int(match[1]) == os.getpid() or _alive(int(match[1])):
+            continue
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+            removed.append(tmp)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True

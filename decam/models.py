@@ -166,7 +166,12 @@ def load_model(name: str, weights: str | None = None) -> LoadedModel:
             fn = getattr(importlib.import_module(mod_name), fn_name)
         except (ImportError, AttributeError) as e:
             raise ConfigError(f"model {name!r}: cannot import ({e})") from None
-        out = fn()
+        except Exception as e:  # user code failed while importing
+            raise ModelUnavailableError(f"model {name!r}: importing {mod_name} raised {type(e).__name__}: {e}") from e
+        try:
+            out = fn()
+        except Exception as e:  # user code: any failure means there is no model
+            raise ModelUnavailableError(f"model {name!r}: {fn_name}() raised {type(e).__name__}: {e}") from e
         return out if isinstance(out, LoadedModel) else from_callable(out, name=name)
     return MODELS[name](weights=weights)
 

@@ -7,10 +7,14 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import warnings
 from collections.abc import Callable
 
 import torch
-from evotorch import Problem, SolutionBatch
+
+with warnings.catch_warnings():  # evotorch 0.6.1 calls the deprecated torch.jit.script at import
+    warnings.simplefilter("ignore", FutureWarning)
+    from evotorch import Problem, SolutionBatch
 
 logging.getLogger("evotorch").setLevel(logging.WARNING)  # evotorch logs every Problem it builds at INFO
 
