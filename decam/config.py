@@ -9,10 +9,12 @@ constructor signature, so a third-party plugin gets the same checks for free.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from importlib.resources import files
 from pathlib import Path
-from typing import Any, Optional
+from types import UnionType
+from typing import Any, Optional, Union, get_args, get_origin
 
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
@@ -53,6 +55,7 @@ TOP_LEVEL_CHECKS: dict[str, Range | tuple] = {
     "generations": Range(1, None),
     "budget": Range(1, None),
     "batch_size": Range(1, None),
+    "seed": Range(0, 2**32 - 1),
     "fill": FILLS,
     "precision": PRECISIONS,
 }
@@ -133,6 +136,8 @@ def _explain_omegaconf(e: OmegaConfBaseException) -> str:
 
 def validate(cfg: DictConfig) -> None:
     """Raise ConfigError for the first invalid value; fills each plugin section with its defaults."""
+    _check_finite("", cfg)
+    _check_device(cfg.device)
     for key, check in TOP_LEVEL_CHECKS.items():
         value = cfg[key]
         if value is None:
@@ -143,6 +148,23 @@ def validate(cfg: DictConfig) -> None:
             raise ConfigError(f"{key}={value!r}: expected one of {', '.join(check)}")
     for section, (registry, skip) in SECTIONS.items():
         cfg[section] = validate_section(section, registry, dict(cfg[section]), skip)
+        _check_finite(f"{section}.", cfg[section])
+
+
+def _check_finite(prefix: str, values) -> None:
+    """NaN or infinite numbers are never meaningful settings (use null for "no limit")."""
+    for key, value in values.items():
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"{prefix}{key}={value}: expected a finite number")
+
+
+def _check_device(device: str) -> None:
+    import torch
+
+    try:
+        torch.device(device)
+    except (RuntimeError, ValueError, TypeError):
+        raise ConfigError(f"device={device!r}: expected a torch device such as cpu, cuda or cuda:1") from None
 
 
 def validate_section(section: str, registry: Registry, values: dict, skip: int) -> dict:
@@ -169,11 +191,19 @@ def validate_section(section: str, registry: Registry, values: dict, skip: int) 
             p.range.check(f"{section}.{p.name}", value)
         if p.choices is not None and value not in p.choices:
             raise ConfigError(f"{section}.{p.name}={value!r}: expected one of {', '.join(map(str, p.choices))}")
+    if skip == 0:  # cross-parameter checks live in the constructor (cheap by contract): run them now
+        try:
+            registry[str(name)](**out)
+        except (TypeError, ValueError) as e:
+            raise ConfigError(f"{section} {name!r}: {' '.join(str(e).split())}") from None
     return {"name": str(name), **out}
 
 
 def _schema_field(p) -> tuple:
-    typ = p.type if p.type in (int, float, bool, str) else Any
+    typ = p.type
+    if get_origin(typ) in (Union, UnionType) and type(None) in get_args(typ):  # Optional[X] → X, None allowed below
+        typ = next(iter(a for a in get_args(typ) if a is not type(None)))
+    typ = typ if typ in (int, float, bool, str) else Any
     return (p.name, Optional[typ] if p.default is None else typ, field(default=p.default))
 
 

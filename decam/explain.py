@@ -15,7 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 from PIL import Image
 
 from decam.config import load_config, plugin_kwargs
-from decam.errors import InputError, ModelOutputError
+from decam.errors import ConfigError, InputError, ModelOutputError
 from decam.images import fill_image, open_image, to_input
 from decam.models import LoadedModel, from_callable, load_model, resolve_precision, tune_allocator
 from decam.problem import SaliencyProblem
@@ -68,6 +68,8 @@ class Explainer:
             model = _cached_model(model or self.config.model, self.config.weights)
         self.model = from_callable(model)
         self.device = torch.device(self.config.device)
+        if self.device.type == "cuda" and not torch.cuda.is_available():
+            raise ConfigError(f"device={self.config.device}: no CUDA device is available")
         self.precision = resolve_precision(self.config.precision, self.device)
         if self.model.module is not None:
             self.model.module.to(self.device).to(memory_format=torch.channels_last)
