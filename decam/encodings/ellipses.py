@@ -7,7 +7,7 @@ from typing import Annotated
 import torch
 
 from decam.encodings.base import Encoding
-from decam.encodings.boxes import box_geometry
+from decam.encodings.boxes import render_shapes
 from decam.registry import ENCODINGS, Range
 
 
@@ -33,11 +33,8 @@ class Ellipses(Encoding):
         return 5 * self.K
 
     def render(self, genomes: torch.Tensor) -> torch.Tensor:
-        dx, dy, c, s, a, b = box_geometry(genomes, self.K, self.height, self.width, self.min_side, self.max_side)
-        # (u/a)^2 + (v/b)^2 with u, v the rotated offsets, expanded as A dx^2 + B dx dy + C dy^2
-        ia2, ib2 = a.pow(-2), b.pow(-2)
-        A = c * c * ia2 + s * s * ib2
-        B = 2 * c * s * (ia2 - ib2)
-        C = s * s * ia2 + c * c * ib2
-        q = torch.addcmul(A * dx * dx + C * dy * dy, B * dx, dy)
-        return (q <= 1.0).any(dim=1).to(genomes.dtype)
+        return render_shapes(genomes, self.K, self.height, self.width, self.min_side, self.max_side, _in_ellipse)
+
+
+def _in_ellipse(u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    return u.square_().add_(v.square_()) <= 1.0

@@ -7,7 +7,7 @@ from typing import Annotated
 import torch
 
 from decam.encodings.base import Encoding
-from decam.encodings.boxes import box_geometry
+from decam.encodings.boxes import render_shapes
 from decam.registry import ENCODINGS, Range
 
 
@@ -34,7 +34,8 @@ class Rectangles(Encoding):
         if not self.rotate:
             genomes = genomes.reshape(genomes.shape[0], self.K, 5).clone()
             genomes[..., 4] = 0.0
-        dx, dy, c, s, a, b = box_geometry(genomes, self.K, self.height, self.width, self.min_side, self.max_side)
-        u = torch.addcmul(c * dx, s, dy).abs() <= a
-        v = torch.addcmul(c * dy, -s, dx).abs() <= b
-        return (u & v).any(dim=1).to(genomes.dtype)
+        return render_shapes(genomes, self.K, self.height, self.width, self.min_side, self.max_side, _in_rectangle)
+
+
+def _in_rectangle(u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    return torch.maximum(u.abs_(), v.abs_()) <= 1.0
