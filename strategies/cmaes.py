@@ -1,0 +1,28 @@
+"""CMA-ES searcher: evotorch's ``CMAES`` on decam's unbounded saliency problem."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from evotorch import Problem
+from evotorch.algorithms import CMAES
+
+from decam.registry import SEARCHERS, Range
+
+
+@SEARCHERS.register("cmaes")
+def cmaes(
+    problem: Problem,
+    popsize: Annotated[int, Range(4, 100000)] = 32,
+    stdev_init: Annotated[float, Range(0.0, None, low_open=True)] = 0.25,
+    separable: bool = False,
+    active: bool = True,
+) -> CMAES:
+    """Covariance matrix adaptation evolution strategy, evotorch's CMAES.
+
+    Each generation costs ``popsize`` queries. The search starts from a random point of the
+    encoding's initial bounds with step size ``stdev_init``; ``separable=True`` adapts only a
+    diagonal covariance (cheaper for long genomes). CMAES refuses strictly bounded problems, which
+    is why decam's problem declares initial bounds only and encodings accept any real genome.
+    """
+    return CMAES(problem, stdev_init=stdev_init, popsize=popsize, separable=separable, active=active)
