@@ -16,6 +16,7 @@ from pathlib import Path
 from types import UnionType
 from typing import Any, Optional, Union, get_args, get_origin
 
+import yaml
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
@@ -71,7 +72,7 @@ def _load_yaml(path: Path) -> DictConfig:
         raise ConfigError(f"config file {path} does not exist")
     try:
         cfg = OmegaConf.load(path)
-    except (OSError, OmegaConfBaseException, ValueError) as e:  # yaml errors are ValueError subclasses
+    except (OSError, OmegaConfBaseException, ValueError, yaml.YAMLError) as e:
         raise ConfigError(f"config file {path}: cannot parse ({str(e).splitlines()[0]})") from None
     if not isinstance(cfg, DictConfig):
         raise ConfigError(f"config file {path}: expected a mapping of keys to values")

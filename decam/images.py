@@ -24,8 +24,8 @@ MIN_SIDE = 32
 MAX_SIDE = 8000
 """Largest accepted side, checked from the file header before any pixel is decoded (memory bound)."""
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
-FORMATS = ("JPEG", "MPO", "PNG", "BMP", "GIF", "TIFF", "WEBP", "PPM")
-"""Pillow decoders decam lets run (no EPS/PDF, which would start external programs)."""
+FORMATS = ("JPEG", "PNG", "BMP", "GIF", "TIFF", "WEBP", "PPM")
+"""Pillow decoders decam lets run (JPEG includes phones' multi-picture MPO); no EPS, which starts Ghostscript."""
 
 
 def default_image() -> tuple[str, Image.Image]:
@@ -51,6 +51,9 @@ def open_image(path: str | Path) -> Image.Image:
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         raise InputError(f"{path}: image is too large ({_one_line(e)})") from None
     except Image.UnidentifiedImageError:
+        fmt = _sniff(path)
+        if fmt is not None:
+            raise InputError(f"{path}: cannot read image (corrupt or truncated {fmt} file)") from None
         raise InputError(f"{path}: not an image file, or not a supported format ({', '.join(FORMATS)})") from None
     except PermissionError:
         raise InputError(f"{path}: permission denied") from None
@@ -65,6 +68,17 @@ def open_image(path: str | Path) -> Image.Image:
 
 def _one_line(e: BaseException) -> str:
     return " ".join(str(e).split()) or type(e).__name__
+
+
+MAGIC = {b"\xff\xd8\xff": "JPEG", b"\x89PNG": "PNG", b"GIF8": "GIF", b"BM": "BMP", b"II*\x00": "TIFF",
+         b"MM\x00*": "TIFF", b"RIFF": "WebP"}
+
+
+def _sniff(path: Path) -> str | None:
+    """The format a file's first bytes announce, for files Pillow could not even open."""
+    with open(path, "rb") as f:
+        head = f.read(8)
+    return next((fmt for magic, fmt in MAGIC.items() if head.startswith(magic)), None)
 
 
 def _check_file(path: Path) -> None:

@@ -17,8 +17,8 @@ from PIL import Image
 
 TMP_SUFFIX = ".tmp"
 _TMP_NAME = re.compile(r"^\..+\.(\d+)\.[a-z0-9_]{8}\.tmp$")  # .<name>.<pid>.<random>.tmp, see atomic_open
-MAX_STEM = 120
-"""Longest output stem in characters, so ``<stem>.saliency.npy`` stays within file-name limits."""
+MAX_STEM_BYTES = 200
+"""Longest output stem (UTF-8 bytes): ``.<stem>.overlay.png.<pid>.<random>.tmp`` stays under 255."""
 
 
 @contextlib.contextmanager
@@ -66,9 +66,10 @@ def save_json(path: str | Path, data: Any) -> None:
 def safe_stem(name: str) -> str:
     """A file-name stem that cannot leave the output folder (no separators, no leading dots, bounded length)."""
     stem = re.sub(r"[^\w.\-]+", "_", Path(name).stem).lstrip(".") or "image"
-    if len(stem) > MAX_STEM or len(stem.encode()) > 2 * MAX_STEM:
-        digest = hashlib.sha1(stem.encode()).hexdigest()[:8]  # keeps long names that differ late apart
-        stem = f"{stem[: MAX_STEM // 2]}_{digest}"
+    raw = stem.encode()
+    if len(raw) > MAX_STEM_BYTES:
+        digest = hashlib.sha1(raw).hexdigest()[:8]  # keeps long names that differ late apart
+        stem = f"{raw[: MAX_STEM_BYTES // 2].decode(errors='ignore')}_{digest}"
     return stem
 
 
