@@ -172,7 +172,7 @@ class Explainer:
                 progress(history[-1])
         pop = searcher.population
         with torch.inference_mode():
-            masks = encoding.render(pop.values)
+            masks = encoding.render(pop.values.as_subclass(torch.Tensor))
         return aggregator.finalize(masks, pop.evals[:, 0]), problem, history
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 import warnings
 from collections.abc import Callable
 
@@ -44,15 +45,21 @@ class SaliencyProblem(Problem):
         channels_last: bool = True,
         seed: int | None = None,
         observer: Callable[[torch.Tensor, torch.Tensor], None] | None = None,
+        profile: bool = False,
     ) -> None:
         self.forward, self.target, self.encoding = forward, int(target), encoding
         self.image = image
-        self.fill = torch.zeros_like(image) if fill is None else fill.to(image)
-        self.delta = self.image - self.fill
+        fill = torch.zeros_like(image) if fill is None else fill.to(image)
+        # composed in (H, W, 3) order so a batch comes out channels_last without a copy
+        self.fill_hwc = fill.permute(1, 2, 0).contiguous()
+        self.delta_hwc = (image - fill).permute(1, 2, 0).contiguous()
         self.alpha, self.batch_size = float(alpha), int(batch_size)
         self.precision, self.channels_last = precision, channels_last
         self.observer = observer
         self.queries = 0
+        self.seconds = {"render": 0.0, "compose": 0.0, "forward": 0.0}
+        """Time spent per stage of the hot path (device-synchronized when ``profile``)."""
+        self.profile = profile
         lo, hi = encoding.initial_bounds
         super().__init__(
             "max",
@@ -69,20 +76,34 @@ class SaliencyProblem(Problem):
             return torch.autocast(self.image.device.type, dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
+    def _tick(self, stage: str, since: float) -> float:
+        if self.profile and self.image.device.type == "cuda":
+            torch.cuda.synchronize(self.image.device)
+        now = time.perf_counter()
+        self.seconds[stage] += now - since
+        return now
+
+    def compose(self, masks: torch.Tensor) -> torch.Tensor:
+        """Masked images ``fill + M ⊙ (X − fill)``, ``(N, 3, H, W)`` in channels_last layout."""
+        x = torch.addcmul(self.fill_hwc, masks.unsqueeze(-1), self.delta_hwc)  # (N, H, W, 3)
+        x = x.permute(0, 3, 1, 2)
+        return x if self.channels_last else x.contiguous()
+
     def score(self, masks: torch.Tensor) -> torch.Tensor:
         """Target logit for each mask ``(N, H, W)`` applied to the image: ``(N,)`` float32."""
         out = []
         with torch.inference_mode(), self._autocast():
             for m in masks.split(self.batch_size):
-                x = torch.addcmul(self.fill, m.unsqueeze(1), self.delta)
-                if self.channels_last:
-                    x = x.contiguous(memory_format=torch.channels_last)
+                t = time.perf_counter()
+                x = self.compose(m)
+                t = self._tick("compose", t)
                 try:
                     logits = self.forward(x)
                 except Exception as e:  # the model is a black box: any failure is the model's
                     raise ModelOutputError(f"model raised {type(e).__name__}: {e}") from e
                 self.queries += x.shape[0]
                 out.append(self._check(logits, x.shape[0])[:, self.target].float())
+                self._tick("forward", t)
         return torch.cat(out)
 
     def _check(self, logits: object, n: int) -> torch.Tensor:
@@ -96,9 +117,11 @@ class SaliencyProblem(Problem):
         return logits
 
     def _evaluate_batch(self, batch: SolutionBatch) -> None:
-        genomes = batch.values
+        genomes = batch.values.as_subclass(torch.Tensor)  # evotorch hands out read-only tensors
+        t = time.perf_counter()
         with torch.inference_mode():
             masks = self.encoding.render(genomes)
+        self._tick("render", t)
         area = masks.mean(dim=(1, 2))
         fitness = self.score(masks) - self.alpha * area
         if self.observer is not None:
