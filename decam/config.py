@@ -111,20 +111,30 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     dotlist = parse_overrides(overrides or [])
     try:
         layers.append(OmegaConf.from_dotlist(dotlist))
-    except OmegaConfBaseException as e:
-        raise ConfigError(f"overrides: {str(e).splitlines()[0]}") from None
+    except (OmegaConfBaseException, yaml.YAMLError) as e:
+        culprit = next((item for item in dotlist if not _parses(item)), "overrides")
+        raise ConfigError(f"{culprit!r}: cannot parse ({str(e).splitlines()[0]})") from None
     cfg = OmegaConf.structured(RunConfig)
-    for layer in layers:
-        for section in SECTIONS:
-            new_name = OmegaConf.select(layer, f"{section}.name")
-            if new_name is not None and new_name != cfg[section]["name"]:
-                cfg[section] = _section_defaults(section, str(new_name))
-        try:
+    try:
+        for layer in layers:
+            for section in SECTIONS:
+                new_name = OmegaConf.select(layer, f"{section}.name")
+                if new_name is not None and new_name != cfg[section]["name"]:
+                    cfg[section] = _section_defaults(section, str(new_name))
             cfg = OmegaConf.merge(cfg, layer)
-        except OmegaConfBaseException as e:
-            raise ConfigError(_explain_omegaconf(e)) from None
+        OmegaConf.resolve(cfg)  # a broken ${...} interpolation fails here, not in the middle of a run
+    except OmegaConfBaseException as e:
+        raise ConfigError(_explain_omegaconf(e)) from None
     validate(cfg)
     return cfg
+
+
+def _parses(item: str) -> bool:
+    try:
+        OmegaConf.from_dotlist([item])
+    except (OmegaConfBaseException, yaml.YAMLError):
+        return False
+    return True
 
 
 def _explain_omegaconf(e: OmegaConfBaseException) -> str:
