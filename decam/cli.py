@@ -1,8 +1,8 @@
-"""Command line: ``decam explain``, ``decam list``. The only module that parses arguments and prints.
+"""Command line: ``decam explain``, ``decam sweep``, ``decam list``. The only module that parses arguments and prints.
 
 Exit codes: 0 success · 1 some items failed (others were written) · 2 usage, configuration or
 unavailable model · 3 bad input image/target · 4 the model failed or returned non-finite logits ·
-130 interrupted.
+5 the MLflow tracking store failed (local outputs were written) · 130 interrupted.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import sys
 import traceback
 from pathlib import Path
 
-from decam.errors import DecamError, InputError
+from decam.errors import ConfigError, DecamError, InputError
 
 EXIT_PARTIAL, EXIT_INTERRUPTED = 1, 130
 
@@ -55,6 +55,8 @@ def cmd_explain(args: argparse.Namespace) -> int:
     from decam.config import load_config
 
     image_args, overrides = _split_positionals(args.items)
+    overrides = _take_tracking_overrides(args, overrides)
+    tracking = _ExplainTracking(args) if args.mlflow else None
     cfg = load_config(args.config, overrides + _budget_overrides(args))  # validated before model work
     items = expand_images(image_args) if image_args else [None]
 
@@ -76,13 +78,105 @@ def cmd_explain(args: argparse.Namespace) -> int:
             print(f"decam: {e}", file=sys.stderr)
             continue
         stem = write_explanation(out_dir, name, exp, used_stems)
+        if tracking is not None:
+            tracking.log(explainer, exp, name)
         if not args.quiet:
             print(f"{name}: {exp.class_name} (class {exp.target}, p={exp.probability:.3f}) "
                   f"{exp.queries} queries, {exp.seconds:.1f} s → {out_dir / stem}.overlay.png")
     if failures:
         print(f"decam: {len(failures)} of {len(items)} images failed", file=sys.stderr)
         return EXIT_PARTIAL if len(failures) < len(items) else max(e.exit_code for _, e in failures)
+    if tracking is not None and tracking.failed is not None:
+        return tracking.failed.exit_code
     return 0
+
+
+def _take_tracking_overrides(args: argparse.Namespace, overrides: list[str]) -> list[str]:
+    """``tracking.enabled=true``, ``tracking.experiment=NAME``, ``tracking.uri=URI`` → the --mlflow options."""
+    rest = []
+    for item in overrides:
+        key, _, value = item.partition("=")
+        if key == "tracking.enabled":
+            args.mlflow = args.mlflow or value.strip().lower() in ("true", "1", "yes")
+        elif key in ("tracking.experiment", "tracking.uri"):
+            setattr(args, "experiment" if key == "tracking.experiment" else "tracking_uri", value)
+        elif key.startswith("tracking."):
+            raise ConfigError(f"unknown key {key}; valid: tracking.enabled, tracking.experiment, tracking.uri")
+        else:
+            rest.append(item)
+    args.mlflow = args.mlflow or args.experiment is not None or args.tracking_uri is not None
+    return rest
+
+
+class _ExplainTracking:
+    """``--mlflow``: one MLflow run per explained image; a failing store is reported once, then left alone."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.uri, self.experiment, self.quiet = args.tracking_uri, args.experiment or "decam", args.quiet
+        self.tracker = None
+        self.failed: DecamError | None = None
+
+    def log(self, explainer, exp, name: str) -> None:
+        if self.failed is not None:
+            return
+        from decam.tracking import Tracker, TrackingError, log_explanation, score_explanation
+
+        scores = score_explanation(explainer, exp)
+        try:
+            self.tracker = self.tracker or Tracker(self.uri, self.experiment)
+            run_id = log_explanation(self.tracker, exp, name, scores)
+        except TrackingError as e:
+            self.failed = e
+            print(f"decam: warning: {' '.join(str(e).split())} (local outputs are kept; "
+                  "no more tracking in this run)", file=sys.stderr)
+            return
+        if not self.quiet:
+            print(f"{name}: DiffAUC {100 * scores.diff:.1f} → MLflow run {run_id} "
+                  f"(experiment {self.experiment!r}, {self.tracker.uri})")
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    """Run or resume a study; every (configuration, image) is a child run of the study's parent run."""
+    import signal
+
+    from decam.io import safe_stem
+    from decam.sweep import load_study, plan, run_study, summary_markdown
+    from decam.tracking import Tracker
+
+    study = load_study(args.study, args.overrides, images=args.images, limit=args.limit, experiment=args.experiment)
+    total = len(plan(study))  # every configuration validated before the store or a model is touched
+    tracker = Tracker(args.tracking_uri, study.experiment)
+    out_dir = Path(args.out or Path("decam-out") / safe_stem(study.name))
+    bar = None
+    if not args.quiet:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=total, desc=study.name, unit="run", file=sys.stderr)
+
+    def progress(event: str, child, info: dict) -> None:
+        if bar is not None:
+            bar.update(1)
+            if "diffauc" in info:
+                bar.set_postfix(diffauc=f"{100 * info['diffauc']:.1f}")
+        if event == "fail":
+            print(f"decam: error: {child.image_id}: {info['error']}", file=sys.stderr)
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)  # kill → the parent run ends KILLED, not RUNNING
+    try:
+        result = run_study(study, tracker, out_dir, progress)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        if bar is not None:
+            bar.close()
+    if not args.quiet:
+        print(summary_markdown(result.summary, study.keys), end="")
+        print(f"{study.name}: {result.ran} runs, {result.skipped} already done, {len(result.failures)} failed; "
+              f"parent run {result.parent} in experiment {study.experiment!r}; summary in {out_dir / 'summary'}")
+        print(f"browse: mlflow ui --backend-store-uri {tracker.uri}")
+    return EXIT_PARTIAL if result.failures else 0
 
 
 def _progress_bar(name: str, cfg, quiet: bool):
@@ -145,7 +239,24 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--budget", type=int, help="total model queries (decides the generations)")
     ex.add_argument("--quiet", action="store_true", help="no progress bar or summary lines")
     ex.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
+    ex.add_argument("--mlflow", action="store_true", help="log every image as an MLflow run (or tracking.enabled=true)")
+    ex.add_argument("--experiment", help="MLflow experiment (default: decam; implies --mlflow)")
+    ex.add_argument("--tracking-uri", help="MLflow store, e.g. sqlite:///mlflow.db or http://127.0.0.1:5000 "
+                    "(default: $MLFLOW_TRACKING_URI or MLflow's default; implies --mlflow)")
     ex.set_defaults(func=cmd_explain)
+
+    sw = sub.add_parser("sweep", help="run a study (see experiments/): one MLflow parent run, a child per config and image")
+    sw.add_argument("study", help="study YAML with images, base and grid or sample")
+    sw.add_argument("overrides", nargs="*", metavar="key=value",
+                    help="base config overrides (generations=200) or grid axes (grid.searcher.CR=[0.2,0.9])")
+    sw.add_argument("--images", nargs="+", help="image files or folders instead of the study's images")
+    sw.add_argument("--limit", type=int, help="use the first N images only")
+    sw.add_argument("--experiment", help="MLflow experiment (default: the study's name)")
+    sw.add_argument("--tracking-uri", help="MLflow store (default: $MLFLOW_TRACKING_URI or MLflow's default)")
+    sw.add_argument("--out", help="local copies of each run's files and the summary (default: decam-out/<study>)")
+    sw.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+    sw.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    sw.set_defaults(func=cmd_sweep)
 
     ls = sub.add_parser("list", help="registered encodings, searchers, aggregators and models")
     ls.set_defaults(func=cmd_list)

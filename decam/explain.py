@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -15,7 +17,8 @@ from omegaconf import DictConfig, OmegaConf
 from PIL import Image
 
 from decam.config import load_config, plugin_kwargs
-from decam.errors import ConfigError, InputError, ModelOutputError
+from decam.batching import SharedForward
+from decam.errors import ConfigError, DecamError, InputError, ModelOutputError
 from decam.images import fill_image, open_image, to_input
 from decam.models import LoadedModel, from_callable, load_model, resolve_precision, tune_allocator
 from decam.problem import SaliencyProblem
@@ -38,6 +41,8 @@ class Explanation:
     history: list[dict] = field(default_factory=list)
     """Per generation: ``generation``, ``best``, ``mean``, ``median``, ``best_area``, ``queries``."""
     config: dict = field(default_factory=dict)
+    timings: dict = field(default_factory=dict)
+    """Seconds per stage of the search: ``render``, ``compose``, ``forward``, ``searcher`` (the rest)."""
     image: torch.Tensor | None = field(default=None, repr=False)
     """The model input that was explained, ``(3, H, W)``."""
 
@@ -100,6 +105,53 @@ class Explainer:
 
         ``progress`` is called after every generation with that generation's history entry.
         """
+        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+            if self.config.seed is not None:
+                torch.manual_seed(self.config.seed)
+            return self._explain(image, target, progress, self.model.forward)
+
+    def explain_many(
+        self,
+        images: list,
+        targets: list[int | None] | None = None,
+        images_per_batch: int | None = None,
+        progress: Callable[[int, dict], None] | None = None,
+    ) -> Iterator[tuple[int, Explanation | DecamError]]:
+        """Explain several images, running ``images_per_batch`` searches at once so their
+        populations share the model's batches (default: as many as fill ``batch_size``).
+
+        Yields ``(index, Explanation)`` — or ``(index, DecamError)`` for an image that failed — in
+        input order. Searches draw randomness only from their own seeded generators, so maps are
+        reproducible; they may differ in the last bits from ``explain`` (other batch sizes).
+        """
+        targets = targets if targets is not None else [None] * len(images)
+        popsize = int(self.config.searcher.get("popsize") or self.config.batch_size)
+        group = images_per_batch or max(1, self.config.batch_size // max(popsize, 1))
+        for first in range(0, len(images), group):
+            idx = list(range(first, min(first + group, len(images))))
+            shared = SharedForward(self.model.forward, self._autocast)
+            for i in idx:
+                shared.join(i)
+
+            def run(i: int) -> Explanation | DecamError:
+                try:
+                    tick = (lambda entry: progress(i, entry)) if progress else None
+                    return self._explain(images[i], targets[i], tick, shared.bind(i))
+                except DecamError as e:
+                    return e
+                finally:
+                    shared.leave(i)
+
+            with ThreadPoolExecutor(max_workers=len(idx)) as pool:
+                results = list(pool.map(run, idx))
+            yield from zip(idx, results)
+
+    def _autocast(self):
+        if self.precision == "bf16":
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def _explain(self, image, target, progress, forward) -> Explanation:
         cfg = self.config
         start = time.perf_counter()
         x = self.prepare(image)
@@ -108,10 +160,10 @@ class Explainer:
             target = int(logits.argmax())
         if not 0 <= int(target) < logits.numel():
             raise InputError(f"target {target} is outside the model's {logits.numel()} classes (0..{logits.numel() - 1})")
-        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
-            if cfg.seed is not None:
-                torch.manual_seed(cfg.seed)
-            saliency, problem, history = self._search(x, int(target), progress)
+        search_start = time.perf_counter()
+        saliency, problem, history = self._search(x, int(target), progress, forward)
+        timings = dict(problem.seconds)
+        timings["searcher"] = time.perf_counter() - search_start - sum(timings.values())
         return Explanation(
             saliency=saliency.float().cpu().numpy().astype(np.float32),
             target=int(target),
@@ -122,6 +174,7 @@ class Explainer:
             seconds=time.perf_counter() - start,
             history=history,
             config=OmegaConf.to_container(cfg),
+            timings=timings,
             image=x.cpu(),
         )
 
@@ -138,12 +191,12 @@ class Explainer:
             raise ModelOutputError("model returned NaN or infinite logits on the unmasked image")
         return out[0].float()
 
-    def _search(self, x: torch.Tensor, target: int, progress) -> tuple[torch.Tensor, SaliencyProblem, list[dict]]:
+    def _search(self, x: torch.Tensor, target: int, progress, forward) -> tuple[torch.Tensor, SaliencyProblem, list[dict]]:
         cfg = self.config
         encoding = ENCODINGS[cfg.encoding.name](**plugin_kwargs(cfg.encoding)).bind(x)
         aggregator = AGGREGATORS[cfg.aggregator.name](**plugin_kwargs(cfg.aggregator))
         problem = SaliencyProblem(
-            self.model.forward,
+            forward,
             x,
             target,
             encoding,

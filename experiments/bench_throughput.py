@@ -1,0 +1,139 @@
+"""Throughput benchmark: decam's model queries/s during a real search vs the model alone.
+
+All figures come from one run of this script on one machine, so they can be compared as ratios:
+
+(a) raw batched forward of the model alone, same batch size, precision and layout as decam;
+(b) decam's queries/s during a search, with per-stage times (render, compose, forward, searcher);
+(c) the naive baseline: fp32, NCHW, default glibc malloc (measured in a subprocess, because the
+    allocator setting is process-wide).
+
+Usage: python experiments/bench_throughput.py [--model efficientnet_lite0] [--generations 30]
+       [--popsize 64] [--device cpu|cuda] [--precision auto] [--quality-images 0]
+``--quality-images N`` also explains N photos with fp32 and bf16 (same seeds) and prints the
+DiffAUC of both (RISE protocol, fp32 metric), to check that bf16 does not change map quality.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+
+def raw_throughput(model_name: str, batch: int, precision: str, channels_last: bool, device: str,
+                   weights: str | None, reps: int = 5) -> float:
+    """Images/s of the model alone on a fixed random batch."""
+    from decam.models import load_model
+
+    model = load_model(model_name, weights)
+    module = model.module.to(device)
+    x = torch.rand(batch, 3, *model.input_size, device=device)
+    if channels_last:
+        module.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+    ctx = torch.autocast(device, dtype=torch.bfloat16) if precision == "bf16" else torch.autocast(device, enabled=False)
+    with torch.inference_mode(), ctx:
+        module(x)
+        _sync(device)
+        start = time.perf_counter()
+        for _ in range(reps):
+            module(x)
+        _sync(device)
+    return reps * batch / (time.perf_counter() - start)
+
+
+def _sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def naive_in_subprocess(args: argparse.Namespace, batch: int) -> float:
+    """fp32 NCHW throughput with the default allocator, in a fresh process."""
+    env = dict(os.environ, DECAM_NO_MALLOPT="1")
+    code = (
+        "import sys, json; sys.path.insert(0, %r); from bench_throughput import raw_throughput; "
+        "print(json.dumps(raw_throughput(%r, %d, 'fp32', False, %r, %r, reps=3)))"
+        % (str(Path(__file__).parent), args.model, batch, args.device, args.weights)
+    )
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def decam_search(args: argparse.Namespace, precision: str, image=None, seed: int = 0):
+    from decam.config import load_config
+    from decam.explain import Explainer
+    from decam.images import default_image
+
+    overrides = [f"generations={args.generations}", f"searcher.popsize={args.popsize}", f"precision={precision}",
+                 f"device={args.device}", f"batch_size={args.popsize}", f"seed={seed}", f"model={args.model}"]
+    if args.weights:
+        overrides.append(f"weights={args.weights}")
+    explainer = Explainer(config=load_config(None, overrides))
+    return explainer, explainer.explain(image if image is not None else default_image()[1])
+
+
+def quality(args: argparse.Namespace) -> list[tuple[str, float, float]]:
+    """DiffAUC of fp32 vs bf16 maps on the same photos and seeds."""
+    from decam.metrics import insertion_deletion
+
+    folder = Path(args.photos)
+    photos = sorted(p for p in folder.glob("*") if p.suffix.lower() in {".jpeg", ".jpg", ".png"})[: args.quality_images]
+    rows = []
+    for i, photo in enumerate(photos):
+        scores = []
+        for precision in ("fp32", "bf16"):
+            explainer, exp = decam_search(args, precision, photo, seed=i)
+            s = insertion_deletion(explainer.model.forward, exp.image.to(args.device), exp.saliency, exp.target)
+            scores.append(100 * s.diff)
+        rows.append((photo.name, *scores))
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="efficientnet_lite0")
+    parser.add_argument("--weights", default=None, help="e.g. random, for timing models without local weights")
+    parser.add_argument("--generations", type=int, default=30)
+    parser.add_argument("--popsize", type=int, default=64)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--precision", default="auto")
+    parser.add_argument("--skip-naive", action="store_true")
+    parser.add_argument("--quality-images", type=int, default=0)
+    parser.add_argument("--photos", default="../shared/data/imagenet-dev")
+    args = parser.parse_args()
+
+    from decam.models import resolve_precision, tune_allocator
+
+    naive = None if args.skip_naive else naive_in_subprocess(args, args.popsize)
+    print(f"allocator tuned: {tune_allocator()}   torch {torch.__version__}   threads {torch.get_num_threads()}")
+    precision = resolve_precision(args.precision, torch.device(args.device))
+    raw = raw_throughput(args.model, args.popsize, precision, True, args.device, args.weights)
+    _, exp = decam_search(args, precision)
+    search_s = sum(exp.timings.values())
+    qps = (exp.queries - 1) / search_s
+    print(f"model {args.model}, device {args.device}, batch {args.popsize}, precision {precision}, channels_last")
+    if naive is not None:
+        print(f"(c) naive fp32 NCHW, default malloc : {naive:8.1f} img/s")
+    print(f"(a) raw model, decam's settings      : {raw:8.1f} img/s" + (f"   ({raw / naive:.1f}x naive)" if naive else ""))
+    print(f"(b) decam search                     : {qps:8.1f} queries/s" + (f"   ({qps / naive:.1f}x naive)" if naive else ""))
+    print(f"ratio (b)/(a)                        : {qps / raw:8.3f}")
+    print(f"search: {exp.queries} queries in {search_s:.2f} s; per stage: "
+          + ", ".join(f"{k} {v:.2f} s ({100 * v / search_s:.1f} %)" for k, v in exp.timings.items()))
+    if args.quality_images:
+        rows = quality(args)
+        for name, a, b in rows:
+            print(f"  {name:<40} DiffAUC fp32 {a:6.2f}  bf16 {b:6.2f}  diff {b - a:+.2f}")
+        diffs = [b - a for _, a, b in rows]
+        print(f"bf16 - fp32 DiffAUC over {len(rows)} photos: mean {sum(diffs) / len(diffs):+.2f}, "
+              f"max |diff| {max(map(abs, diffs)):.2f}")
+    print(json.dumps({"naive": naive, "raw": raw, "decam": qps, "ratio": qps / raw, "timings": exp.timings}))
+
+
+if __name__ == "__main__":
+    main()
