@@ -286,6 +286,44 @@ def log_explanation(
         )
 
 
+def log_evaluation(
+    tracker: Tracker,
+    rows: list,
+    *,
+    name: str = "evaluation",
+    params: Mapping[str, Any] | None = None,
+    folder: str | Path | None = None,
+) -> str:
+    """A method comparison as one parent run (``params``, the files in ``folder``) with one child run per
+    row (an image × method with ``image``, ``method``, ``insertion``, ``deletion``, ``diff`` or
+    ``diffauc``, ``seconds``, ``queries``; dataclasses or mappings). Returns the parent's id."""
+    import dataclasses
+
+    parent = tracker.start_run(name, {"decam.kind": "evaluation"})
+    try:
+        if params:
+            tracker.log_params(parent, params)
+        for row in rows:
+            r = dataclasses.asdict(row) if dataclasses.is_dataclass(row) else dict(row)
+            metrics = {k: r[k] for k in ("insertion", "deletion", "seconds", "queries") if k in r}
+            metrics["diffauc"] = r.get("diffauc", r.get("diff"))
+            extra = {k: v for k, v in r.items() if k not in metrics and k != "diff" and not isinstance(v, (list, dict))}
+            log_record(tracker, f"{Path(str(r['image'])).stem} {r['method']}", params=extra, metrics=metrics,
+                       tags={"decam.method": str(r["method"]), "decam.image": str(r["image"])}, parent=parent)
+        if folder is not None:
+            tracker.log_artifacts(parent, folder)
+    except KeyboardInterrupt:
+        with contextlib.suppress(Exception):
+            tracker.end_run(parent, "KILLED")
+        raise
+    except BaseException:
+        with contextlib.suppress(Exception):
+            tracker.end_run(parent, "FAILED")
+        raise
+    tracker.end_run(parent)
+    return parent
+
+
 def score_explanation(explainer, exp, n_steps: int | None = None):
     """Insertion/deletion :class:`~decam.metrics.CurveScores` of ``exp`` with the explainer's model."""
     from decam.metrics import N_STEPS, insertion_deletion

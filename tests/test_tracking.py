@@ -21,7 +21,8 @@ mlflow = pytest.importorskip("mlflow")
 from decam.cli import main  # noqa: E402
 from decam.config import load_config  # noqa: E402
 from decam.explain import Explainer  # noqa: E402
-from decam.tracking import Tracker, TrackingError, log_explanation, run_params, score_explanation  # noqa: E402
+from decam.tracking import (  # noqa: E402
+    Tracker, TrackingError, log_evaluation, log_explanation, run_params, score_explanation)
 
 TINY = '''
 import torch
@@ -160,3 +161,16 @@ def test_tracking_server_round_trip(tiny, tmp_path, monkeypatch):
         except subprocess.TimeoutExpired:
             os.killpg(server.pid, signal.SIGKILL)
             server.wait()
+
+
+def test_evaluation_rows_become_children_of_one_parent(store, tmp_path, monkeypatch):
+    (tmp_path / "summary.md").write_text("| method | DiffAUC |\n")
+    rows = [{"image": f"{i}.jpg", "method": m, "target": 3, "insertion": 0.5, "deletion": 0.25, "diff": 0.25,
+             "seconds": 1.0, "queries": 10} for i in range(2) for m in ("decam", "gradcam")]
+    parent = log_evaluation(Tracker(store, "eval"), rows, params={"model": "tiny"}, folder=tmp_path)
+    df = search_runs(monkeypatch, store, "eval")
+    children = df[df["tags.mlflow.parentRunId"] == parent]
+    assert len(df) == 5 and len(children) == 4 and set(df.status) == {"FINISHED"}
+    assert sorted(children["params.method"]) == ["decam", "decam", "gradcam", "gradcam"]
+    assert (children["metrics.diffauc"] == 0.25).all()
+    assert "summary.md" in {a.path for a in mlflow.MlflowClient(store).list_artifacts(parent)}
