@@ -8,11 +8,12 @@ unavailable model · 3 bad input image/target · 4 the model failed or returned 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import traceback
 from pathlib import Path
 
-from decam.errors import ConfigError, DecamError, InputError
+from decam.errors import ConfigError, DecamError, InputError, ModelUnavailableError
 
 EXIT_PARTIAL, EXIT_INTERRUPTED = 1, 130
 
@@ -52,6 +53,7 @@ def _budget_overrides(args: argparse.Namespace) -> list[str]:
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
+    """Explain each item; a failed item is reported, listed in failures.csv and the rest go on."""
     from decam.config import load_config
 
     image_args, overrides = _split_positionals(args.items)
@@ -59,33 +61,51 @@ def cmd_explain(args: argparse.Namespace) -> int:
     tracking = _ExplainTracking(args) if args.mlflow else None
     cfg = load_config(args.config, overrides + _budget_overrides(args))  # validated before model work
     items = expand_images(image_args) if image_args else [None]
+    out_dir = _output_folder(args.out)
 
     from decam.explain import Explainer
     from decam.images import default_image
-    from decam.outputs import write_explanation
+    from decam.io import remove_stale_temporaries
+    from decam.outputs import FAILURES_FILE, is_complete, unique_stem, write_explanation, write_failures
 
-    explainer = Explainer(config=cfg)
-    out_dir = Path(args.out)
-    failures, used_stems = [], set()
-    for item in items:
-        name, image = default_image() if item is None else (str(item), item)
-        try:
-            exp = explainer.explain(image, args.target, progress=_progress_bar(name, cfg, args.quiet))
-        except DecamError as e:
-            if len(items) == 1:
-                raise
-            failures.append((name, e))
-            print(f"decam: {e}", file=sys.stderr)
+    remove_stale_temporaries(out_dir)
+    write_failures(out_dir, [])  # a failures file from an earlier run would describe that run
+    used: set[str] = set()
+    jobs = [("coffee" if item is None else str(item), item) for item in items]
+    jobs = [(name, item, unique_stem(name, used)) for name, item in jobs]  # stable across reruns
+    explainer, failures = None, []
+    for name, item, stem in jobs:
+        if args.resume and is_complete(out_dir, stem):
+            if not args.quiet:
+                print(f"{name}: outputs complete, skipped (--resume)")
             continue
-        stem = write_explanation(out_dir, name, exp, used_stems)
-        if tracking is not None:
-            tracking.log(explainer, exp, name)
+        progress = _progress_bar(name, cfg, args.quiet)
+        try:
+            explainer = explainer or Explainer(config=cfg)  # after --resume skips: no model load when all done
+            image = default_image()[1] if item is None else item
+            exp = explainer.explain(image, args.target, progress=progress)
+            write_explanation(out_dir, name, exp, stem=stem)
+            if tracking is not None:
+                tracking.log(explainer, exp, name)
+        except (ConfigError, ModelUnavailableError):
+            raise  # the whole run is misconfigured: no point in trying the next item
+        except Exception as e:
+            if args.debug:
+                traceback.print_exc()
+            failures.append((name, *_describe_failure(name, e)))
+            print(f"decam: error: {failures[-1][2]}", file=sys.stderr)
+            write_failures(out_dir, failures)
+            continue
+        finally:
+            if progress is not None:
+                progress.close()
         if not args.quiet:
             print(f"{name}: {exp.class_name} (class {exp.target}, p={exp.probability:.3f}) "
                   f"{exp.queries} queries, {exp.seconds:.1f} s → {out_dir / stem}.overlay.png")
     if failures:
-        print(f"decam: {len(failures)} of {len(items)} images failed", file=sys.stderr)
-        return EXIT_PARTIAL if len(failures) < len(items) else max(e.exit_code for _, e in failures)
+        print(f"decam: {len(failures)} of {len(jobs)} images failed, listed in {out_dir / FAILURES_FILE}",
+              file=sys.stderr)
+        return EXIT_PARTIAL if len(failures) < len(jobs) else max(code for _, code, _ in failures)
     if tracking is not None and tracking.failed is not None:
         return tracking.failed.exit_code
     return 0
@@ -179,21 +199,50 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return EXIT_PARTIAL if result.failures else 0
 
 
-def _progress_bar(name: str, cfg, quiet: bool):
-    if quiet:
-        return None
-    from tqdm.auto import tqdm
+def _describe_failure(name: str, e: Exception) -> tuple[int, str]:
+    """Exit code and one-line message, naming the item, for an item that failed."""
+    msg = " ".join(str(e).split())
+    if isinstance(e, DecamError):
+        code = e.exit_code
+    elif isinstance(e, OSError):
+        code, msg = EXIT_PARTIAL, f"cannot write outputs ({msg})"
+    else:  # a defect in decam or a plugin, not in the input
+        code, msg = EXIT_PARTIAL, f"unexpected {type(e).__name__}: {msg} (--debug shows the traceback)"
+    return code, msg if msg.startswith(name) else f"{name}: {msg}"
 
-    total = cfg.budget if cfg.budget is not None else cfg.generations
-    bar = tqdm(total=total, desc=Path(name).name, unit="q" if cfg.budget else "gen", leave=False, file=sys.stderr)
 
-    def update(entry: dict) -> None:
-        bar.update(entry["queries"] - bar.n if cfg.budget else 1)
-        bar.set_postfix(best=f"{entry['best']:.3f}")
-        if bar.n >= bar.total:
-            bar.close()
+def _output_folder(out: str) -> Path:
+    """``--out``, created if needed; a usage error (exit 2) when it cannot hold files."""
+    path = Path(out)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ConfigError(f"--out {out}: cannot create the output folder ({e.strerror or e})") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise ConfigError(f"--out {out}: output folder is not writable")
+    return path
 
-    return update
+
+def _progress_bar(name: str, cfg, quiet: bool) -> _Progress | None:
+    return None if quiet else _Progress(name, cfg.budget, cfg.generations)
+
+
+class _Progress:
+    """A tqdm bar on stderr, fed by the explainer's per-generation callback."""
+
+    def __init__(self, name: str, budget: int | None, generations: int) -> None:
+        from tqdm.auto import tqdm
+
+        self.budget = budget
+        self.bar = tqdm(total=budget if budget is not None else generations, desc=Path(name).name,
+                        unit="q" if budget else "gen", leave=False, file=sys.stderr)
+
+    def __call__(self, entry: dict) -> None:
+        self.bar.update(entry["queries"] - self.bar.n if self.budget else 1)
+        self.bar.set_postfix(best=f"{entry['best']:.3f}")
+
+    def close(self) -> None:
+        self.bar.close()
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -238,7 +287,9 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--generations", type=int)
     ex.add_argument("--budget", type=int, help="total model queries (decides the generations)")
     ex.add_argument("--quiet", action="store_true", help="no progress bar or summary lines")
-    ex.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
+    ex.add_argument("--resume", action="store_true",
+                    help="skip images whose outputs in --out are complete (e.g. after an interrupted run)")
+    ex.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     ex.add_argument("--mlflow", action="store_true", help="log every image as an MLflow run (or tracking.enabled=true)")
     ex.add_argument("--experiment", help="MLflow experiment (default: decam; implies --mlflow)")
     ex.add_argument("--tracking-uri", help="MLflow store, e.g. sqlite:///mlflow.db or http://127.0.0.1:5000 "
@@ -270,10 +321,10 @@ def main(argv: list[str] | None = None) -> int:
     except DecamError as e:
         if args.debug:
             traceback.print_exc()
-        print(f"decam: error: {e}", file=sys.stderr)
+        print(f"decam: error: {' '.join(str(e).split())}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
-        print("decam: interrupted", file=sys.stderr)
+        print("decam: interrupted (finished outputs are kept; --resume skips them)", file=sys.stderr)
         return EXIT_INTERRUPTED
 
 
