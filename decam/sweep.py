@@ -148,7 +148,8 @@ def load_study(
     limit: int | None = None,
     experiment: str | None = None,
 ) -> Study:
-    """Parse a study file; ``overrides`` ``key=value`` go to ``base``, ``grid.KEY=[v1,v2]`` replace an axis."""
+    """Parse a study file; ``overrides`` ``key=value`` go to ``base``, ``grid.KEY=[v1,v2]`` replace an axis,
+    ``metrics.n_steps=N`` sets the insertion/deletion resolution."""
     path = Path(path)
     where = f"study {path}"
     if not path.is_file():
@@ -165,11 +166,13 @@ def load_study(
     if "grid" in spec and "sample" in spec:
         raise ConfigError(f"{where}: use grid or sample, not both")
     grid = dict(spec.get("grid") or {})
+    metrics = dict(spec.get("metrics") or {})
     base = overrides_from_kwargs(**(spec.get("base") or {}))
     for item in overrides or []:
         key, sep, value = item.partition("=")
-        if key.startswith("grid.") and sep:
-            grid[key[len("grid."):]] = yaml.safe_load(value)
+        if key.startswith(("grid.", "metrics.")) and sep:
+            section, _, name = key.partition(".")
+            (grid if section == "grid" else metrics)[name] = yaml.safe_load(value)
         else:
             base.append(item)
     for key, values in grid.items():
@@ -180,7 +183,9 @@ def load_study(
     else:
         keys = list(grid)
         points = [dict(zip(keys, combo)) for combo in itertools.product(*grid.values())]
-    n_steps = (spec.get("metrics") or {}).get("n_steps", N_STEPS)
+    n_steps = metrics.pop("n_steps", N_STEPS)
+    if metrics:
+        raise ConfigError(f"{where}: unknown key metrics.{next(iter(metrics))}; valid keys: metrics.n_steps")
     target = spec.get("target")
     if not isinstance(n_steps, int) or n_steps < 1 or not (target is None or isinstance(target, int)):
         raise ConfigError(f"{where}: metrics.n_steps must be a positive integer and target an integer class index")

@@ -127,6 +127,9 @@ def test_study_errors_are_one_line_and_come_before_any_run(study_file, tmp_path)
     bad.write_text(study_file.read_text().replace("grid:", "gird:"))
     with pytest.raises(ConfigError, match="unknown key 'gird'"):
         load_study(bad)
+    assert load_study(study_file, ["metrics.n_steps=4", "grid.encoding.K=[3]"]).n_steps == 4
+    with pytest.raises(ConfigError, match="metrics.bogus"):
+        load_study(study_file, ["metrics.bogus=1"])
     uri = f"sqlite:///{tmp_path / 'never.db'}"
     assert main(["sweep", str(study_file), "grid.searcher.CR=[0.2,7]", "--tracking-uri", uri, "--quiet"]) == 2
     assert not (tmp_path / "never.db").exists()  # rejected before the store was touched
