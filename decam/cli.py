@@ -245,6 +245,60 @@ class _Progress:
         self.bar.close()
 
 
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    """Score explanation methods on the same images with insertion / deletion (decam.evaluate)."""
+    from decam.baselines import METHODS
+    from decam.config import load_config
+    from decam.evaluate import read_labels, split_method_options
+
+    image_args, overrides = _split_positionals(args.items)
+    if not image_args:
+        raise InputError("decam evaluate needs image files or a folder")
+    overrides, options = split_method_options(overrides)
+    cfg = load_config(args.config, overrides + _budget_overrides(args))  # validated before model work
+    names = [m.strip() for m in args.methods.split(",") if m.strip()]
+    for name in names:
+        METHODS[name]  # unknown names fail here, with suggestions, before the model loads
+    if args.limit is not None and args.limit < 1:
+        raise ConfigError(f"--limit {args.limit}: expected a positive number of images")
+    labels = read_labels(args.labels) if args.labels else None
+    images = expand_images(image_args)[: args.limit]
+
+    import torch
+    from tqdm.auto import tqdm
+
+    from decam.evaluate import Evaluation, build_methods, markdown_table, summary_table
+    from decam.models import load_model, resolve_precision, tune_allocator
+
+    tune_allocator()
+    model = load_model(cfg.model, cfg.weights)
+    precision = resolve_precision(cfg.precision, torch.device(cfg.device))
+    methods = build_methods(names, model, cfg, options, precision)
+    evaluation = Evaluation(model, methods, args.out, labels=labels, precision=precision,
+                            batch_size=cfg.batch_size, device=cfg.device, gallery_rows=args.gallery)
+    bar = tqdm(total=len(images), unit="img", desc="evaluate", file=sys.stderr, disable=args.quiet)
+
+    def on_image(result) -> None:
+        bar.update(1)
+        if result.error is not None:
+            bar.write(f"decam: error: {result.error}", file=sys.stderr)
+
+    try:
+        evaluation.run(images, on_image)
+    finally:
+        bar.close()
+    failures = evaluation.failures()
+    if not args.quiet:
+        print(markdown_table(summary_table(evaluation.rows(), names)), end="")
+        print(f"{len(images) - len(failures)} images scored; results.csv, summary.md, curves/, maps/ "
+              f"and gallery.png in {args.out}")
+    if failures:
+        print(f"decam: {len(failures)} of {len(images)} images failed (listed in {Path(args.out) / 'summary.md'})",
+              file=sys.stderr)
+        return EXIT_PARTIAL if len(failures) < len(images) else max(r.exit_code for r in failures)
+    return 0
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     from decam.config import SECTIONS
     from decam.models import MODELS
@@ -267,6 +321,16 @@ def cmd_list(args: argparse.Namespace) -> int:
         print(f"  {name}")
     print("  torchvision:<arch>  (torchvision's ImageNet weights, from its local cache)")
     print("  package.module:function  (imports and runs your code)")
+    from decam.baselines import METHODS
+
+    print("methods (decam evaluate --methods):")
+    for name in METHODS:
+        factory = METHODS[name]
+        params = ", ".join(f"{p.name}={p.default!r}" for p in plugin_params(factory, skip=1) if p.name != "config")
+        doc = (factory.__doc__ or "").strip().splitlines()[0] if factory.__doc__ else ""
+        print(f"  {name:<14} {params}")
+        if doc:
+            print(f"  {'':<14} {doc}")
     return 0
 
 
@@ -308,6 +372,26 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--quiet", action="store_true", help="no progress bar or summary")
     sw.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     sw.set_defaults(func=cmd_sweep)
+
+    ev = sub.add_parser("evaluate", help="compare decam with other methods on insertion / deletion AUC")
+    ev.add_argument("items", nargs="+", metavar="IMAGE|key=value",
+                    help="image files or folders; key=value configures decam (generations=100) or another "
+                         "method (gradcam.target_layer=net.layer4, rise.n_masks=2000)")
+    ev.add_argument("--methods", default="decam,gradcam,gradcampp,fullgrad,ig,rise,lime,random",
+                    help="comma-separated methods (decam list shows them; default: %(default)s)")
+    ev.add_argument("--labels", help="CSV with file,class_index columns giving each image's target (default: top-1)")
+    ev.add_argument("--model", help="registered name, torchvision:<arch> or package.module:function")
+    ev.add_argument("--out", default="decam-eval", help="output folder (default: decam-eval)")
+    ev.add_argument("--limit", type=int, help="use the first N images only")
+    ev.add_argument("--gallery", type=int, default=8, help="images in gallery.png (default: 8)")
+    ev.add_argument("--config", help="YAML file for the decam method, merged over configs/default.yaml")
+    ev.add_argument("--seed", type=int)
+    ev.add_argument("--popsize", type=int)
+    ev.add_argument("--generations", type=int)
+    ev.add_argument("--budget", type=int, help="decam's model queries per image (decides the generations)")
+    ev.add_argument("--quiet", action="store_true", help="no progress bar or summary table")
+    ev.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    ev.set_defaults(func=cmd_evaluate)
 
     ls = sub.add_parser("list", help="registered encodings, searchers, aggregators and models")
     ls.set_defaults(func=cmd_list)

@@ -1,0 +1,296 @@
+"""Compare explanation methods on the same images, targets and metric (insertion / deletion, RISE protocol).
+
+Per image and method it records insertion, deletion, DiffAUC, seconds and model queries, and writes
+into the output folder: ``results.csv`` (one row per image and method, AUCs in [0, 1]),
+``summary.md`` (×100 like the paper's Table 1), ``curves/<stem>.png`` (both curves of every method),
+``gallery.png`` (photo | each method's map) and ``maps/<stem>/<method>.npy`` (float32 at the model's
+input size, the exact maps that were scored). An image that fails (unreadable, no label, a method
+error) is reported and left out of every table, so all methods are compared on the same images.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from decam.baselines import METHODS, Method, create_method
+from decam.errors import ConfigError, DecamError, InputError
+from decam.images import open_image, to_input
+from decam.io import atomic_open, save_npy
+from decam.metrics import CurveScores, insertion_deletion
+from decam.models import LoadedModel
+from decam.outputs import unique_stem
+
+
+@dataclass
+class Row:
+    """One method's scores on one image (AUCs in [0, 1])."""
+
+    image: str
+    stem: str
+    method: str
+    target: int
+    class_name: str
+    probability: float
+    insertion: float
+    deletion: float
+    diff: float
+    seconds: float
+    queries: int
+
+
+@dataclass
+class ImageResult:
+    """All methods on one image, or why the image was skipped."""
+
+    image: str
+    stem: str
+    rows: list[Row] = field(default_factory=list)
+    error: str | None = None
+    exit_code: int = 0
+
+
+def split_method_options(overrides: list[str]) -> tuple[list[str], dict[str, dict]]:
+    """``key=value`` overrides → (decam config overrides, {method: options}).
+
+    A key whose first part names a registered method other than ``decam`` (``gradcam.target_layer=net.layer4``,
+    ``rise.n_masks=2000``) is that method's option; every other key configures the decam method.
+    """
+    from omegaconf import OmegaConf
+
+    config, options = [], {}
+    for item in overrides:
+        key, _, value = item.partition("=")
+        head, dot, rest = key.partition(".")
+        if dot and head != "decam" and head in METHODS:
+            options.setdefault(head, {}).update(OmegaConf.to_container(OmegaConf.from_dotlist([f"{rest}={value}"])))
+        else:
+            config.append(item)
+    return config, options
+
+
+def build_methods(names: Sequence[str], model: LoadedModel, config, options: dict[str, dict] | None = None,
+                  precision: str = "fp32") -> dict[str, Method]:
+    """Validated options → one bound method per name (target layers are resolved here, before any image)."""
+    from decam.config import validate_section
+
+    options = options or {}
+    unused = set(options) - set(names)
+    if unused:
+        raise ConfigError(f"options given for {', '.join(sorted(unused))}, which --methods does not include")
+    if not names:
+        raise ConfigError("no methods to evaluate")
+    out = {}
+    for name in names:
+        if name in out:
+            raise ConfigError(f"method {name!r} is listed twice")
+        if name == "decam":
+            out[name] = create_method(name, model, precision, config=config)
+            continue
+        params = validate_section(name, METHODS, {"name": name, **options.get(name, {})}, skip=1)
+        params.pop("name")
+        out[name] = create_method(name, model, precision, **params)
+    return out
+
+
+def read_labels(path: str | Path) -> dict[str, int]:
+    """``file,class_index`` CSV (extra columns ignored) → {file name: class index}."""
+    path = Path(path)
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            missing = {"file", "class_index"} - set(reader.fieldnames or [])
+            if missing:
+                raise InputError(f"{path}: labels CSV lacks column(s) {', '.join(sorted(missing))} "
+                                 "(expected file,class_index)")
+            out = {}
+            for line, rec in enumerate(reader, start=2):
+                try:
+                    out[Path(rec["file"]).name] = int(rec["class_index"])
+                except (TypeError, ValueError):
+                    raise InputError(f"{path}:{line}: class_index {rec['class_index']!r} is not an integer") from None
+    except (OSError, UnicodeDecodeError, csv.Error) as e:
+        raise InputError(f"{path}: cannot read labels ({e})") from None
+    return out
+
+
+class Evaluation:
+    """Built once from a model and named methods; ``run(images)`` scores every method on every image."""
+
+    def __init__(
+        self,
+        model: LoadedModel,
+        methods: dict[str, Method],
+        out_dir: str | Path,
+        *,
+        labels: dict[str, int] | None = None,
+        precision: str = "fp32",
+        batch_size: int = 64,
+        device: str | torch.device = "cpu",
+        gallery_rows: int = 8,
+    ) -> None:
+        self.model, self.methods, self.out_dir = model, methods, Path(out_dir)
+        self.labels, self.precision, self.batch_size = labels, precision, batch_size
+        self.device, self.gallery_rows = torch.device(device), gallery_rows
+        if model.module is not None:
+            model.module.to(self.device)
+        self.results: list[ImageResult] = []
+        self._gallery: list[tuple[str, torch.Tensor, dict[str, np.ndarray]]] = []
+        self._used_stems: set[str] = set()
+
+    def run(self, images: Sequence[str | Path], on_image: Callable[[ImageResult], None] | None = None) -> list[ImageResult]:
+        """Evaluate ``images`` in order, rewriting the tables after each; figures at the end."""
+        for path in images:
+            result = self.evaluate_image(path)
+            self.results.append(result)
+            self.write_tables()
+            if on_image is not None:
+                on_image(result)
+        if self._gallery:
+            from decam.evalfigures import gallery
+
+            save_figure(self.out_dir / "gallery.png", gallery(self._gallery))
+        return self.results
+
+    def target_for(self, path: Path, x: torch.Tensor) -> tuple[int, float]:
+        """The label from the CSV (else the model's top-1 class) and its probability on ``x``."""
+        with torch.inference_mode():
+            probs = self.model.forward(x.unsqueeze(0)).float().softmax(-1)[0]
+        if self.labels is None:
+            target = int(probs.argmax())
+        elif path.name not in self.labels:
+            raise InputError(f"{path.name}: not in the labels CSV")
+        else:
+            target = self.labels[path.name]
+        if not 0 <= target < probs.numel():
+            raise InputError(f"{path.name}: label {target} is outside the model's {probs.numel()} classes")
+        return target, float(probs[target])
+
+    def evaluate_image(self, path: str | Path) -> ImageResult:
+        """All methods on one image; any failure → an ImageResult with ``error`` and no rows."""
+        path = Path(path)
+        result = ImageResult(str(path), unique_stem(str(path), self._used_stems))
+        method = "loading"
+        try:
+            x = to_input(open_image(path), self.model.input_size, self.model.resize).to(self.device)
+            target, prob = self.target_for(path, x)
+            maps, scores = {}, {}
+            for method, explain in self.methods.items():
+                start = time.perf_counter()
+                maps[method] = explain(x, target)
+                seconds = time.perf_counter() - start
+                s = insertion_deletion(self.model.forward, x, maps[method], target,
+                                       batch_size=self.batch_size, precision=self.precision)
+                scores[method] = s
+                result.rows.append(Row(str(path), result.stem, method, target, self.model.class_name(target),
+                                       prob, s.insertion, s.deletion, s.diff, seconds, explain.queries))
+        except KeyboardInterrupt:
+            raise
+        except Exception as e:  # reported and skipped: one bad image or method failure must not end the run
+            msg = " ".join(str(e).split()) if isinstance(e, DecamError) else f"{type(e).__name__}: {e}"
+            where = "" if method == "loading" else f"{method}: "
+            prefix = "" if msg.startswith(str(path)) else f"{path}: "
+            result.rows, result.error = [], f"{prefix}{where}{msg}"
+            result.exit_code = e.exit_code if isinstance(e, DecamError) else 1
+            return result
+        self.write_image_outputs(result.stem, x, maps, scores, result.rows[0].class_name)
+        if len(self._gallery) < self.gallery_rows:
+            self._gallery.append((result.stem, x.cpu(), maps))
+        return result
+
+    def write_image_outputs(self, stem: str, x: torch.Tensor, maps: dict[str, np.ndarray],
+                            scores: dict[str, CurveScores], class_name: str) -> None:
+        from decam.evalfigures import curves_figure
+
+        for method, sal in maps.items():
+            save_npy(self.out_dir / "maps" / stem / f"{method}.npy", sal)
+        save_figure(self.out_dir / "curves" / f"{stem}.png", curves_figure(stem, class_name, scores))
+
+    def rows(self) -> list[Row]:
+        return [row for r in self.results for row in r.rows]
+
+    def failures(self) -> list[ImageResult]:
+        return [r for r in self.results if r.error is not None]
+
+    def write_tables(self) -> None:
+        """``results.csv`` and ``summary.md`` for the images done so far (atomic rewrites)."""
+        with atomic_open(self.out_dir / "results.csv", "w") as f:
+            writer = csv.writer(f)
+            writer.writerow([fl.name for fl in fields(Row)])
+            for row in self.rows():
+                d = asdict(row)
+                writer.writerow([f"{v:.6f}" if isinstance(v, float) else v for v in d.values()])
+        with atomic_open(self.out_dir / "summary.md", "w") as f:
+            f.write(summary_markdown(self.rows(), list(self.methods), self.model.name, self.failures()))
+
+
+def save_figure(path: Path, fig) -> None:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=fig.dpi)
+    with atomic_open(path) as f:
+        f.write(buf.getvalue())
+
+
+def _mean_std(values: np.ndarray) -> str:
+    std = values.std(ddof=1) if values.size > 1 else 0.0
+    return f"{100 * values.mean():.1f} ± {100 * std:.1f}"
+
+
+def summary_table(rows: list[Row], methods: list[str]) -> list[dict[str, str]]:
+    """Per method: images, DiffAUC mean ± std and median, insertion, deletion (×100), seconds, queries,
+    and — when ``decam`` is among the methods — on how many images decam's DiffAUC is higher."""
+    by = {m: [r for r in rows if r.method == m] for m in methods}
+    decam_diff = {r.image: r.diff for r in by.get("decam", [])}
+    table = []
+    for m in methods:
+        rs = by[m]
+        if not rs:
+            continue
+        diff = np.array([r.diff for r in rs])
+        entry = {
+            "method": m,
+            "images": str(len(rs)),
+            "DiffAUC": _mean_std(diff),
+            "DiffAUC median": f"{100 * np.median(diff):.1f}",
+            "insertion": _mean_std(np.array([r.insertion for r in rs])),
+            "deletion": _mean_std(np.array([r.deletion for r in rs])),
+            "s / image": f"{np.mean([r.seconds for r in rs]):.2f}",
+            "queries / image": f"{np.mean([r.queries for r in rs]):.0f}",
+        }
+        if decam_diff:
+            wins = sum(decam_diff[r.image] > r.diff for r in rs if r.image in decam_diff)
+            entry["decam better"] = "—" if m == "decam" else f"{wins}/{len(rs)}"
+        table.append(entry)
+    return table
+
+
+def markdown_table(table: list[dict[str, str]]) -> str:
+    if not table:
+        return "(no images evaluated)\n"
+    head = list(table[0])
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+    lines += ["| " + " | ".join(entry[h] for h in head) + " |" for entry in table]
+    return "\n".join(lines) + "\n"
+
+
+def summary_markdown(rows: list[Row], methods: list[str], model_name: str, failures: list[ImageResult]) -> str:
+    n_images = len({r.image for r in rows})
+    out = [
+        f"# Insertion / deletion on {n_images} images, model {model_name}\n",
+        "AUCs ×100 (mean ± sample std over images); DiffAUC = insertion − deletion, higher is better. "
+        "RISE protocol: deletion sets pixels to 0 in pixel space, insertion starts from a Gaussian blur "
+        "(kernel 11, σ=5); H·W/224 pixels per step; softmax probability of the target class.\n",
+        markdown_table(summary_table(rows, methods)),
+    ]
+    if failures:
+        out.append(f"\n## Skipped images ({len(failures)})\n")
+        out += [f"- {r.error}" for r in failures]
+        out.append("")
+    return "\n".join(out)

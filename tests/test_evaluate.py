@@ -1,0 +1,125 @@
+"""decam evaluate: the tables, maps, curves and gallery it writes, the scores it records, and its errors."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from decam.cli import main
+from decam.config import load_config
+from decam.errors import ConfigError, InputError
+from decam.evaluate import Evaluation, build_methods, read_labels, split_method_options
+from decam.metrics import insertion_deletion
+from decam.models import LoadedModel
+
+SIZE = 32
+REGION = (slice(4, 16), slice(14, 28))
+
+
+def oracle(x: torch.Tensor) -> torch.Tensor:
+    """Class 0's logit is the brightness of a hidden box; classes 1 and 2 are constants."""
+    kept = x[:, :, REGION[0], REGION[1]].mean(dim=(1, 2, 3))
+    return torch.stack([10 * kept, torch.full_like(kept, 5.0), torch.zeros_like(kept)], dim=1)
+
+
+def oracle_model() -> LoadedModel:
+    """Loadable as ``--model test_evaluate:oracle_model`` (pytest puts tests/ on sys.path)."""
+    return LoadedModel(oracle, (SIZE, SIZE), None, ["box", "const", "zero"], "oracle", None)
+
+
+@pytest.fixture
+def photos(tmp_path):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for name, value in (("a.png", 230), ("b.png", 200)):
+        Image.fromarray(np.full((40, 40, 3), value, dtype=np.uint8)).save(folder / name)
+    (folder / "broken.jpg").write_bytes(b"not a jpeg")
+    (tmp_path / "labels.csv").write_text("file,class_index,name\na.png,0,box\nb.png,1,const\nbroken.jpg,0,box\n")
+    return folder
+
+
+def test_evaluation_writes_every_output_and_scores_can_be_recomputed(photos, tmp_path):
+    model = oracle_model()
+    methods = build_methods(["rise", "random", "gaussian"], model, None, {"rise": {"n_masks": 64}})
+    out = tmp_path / "out"
+    ev = Evaluation(model, methods, out, labels=read_labels(tmp_path / "labels.csv"))
+    results = ev.run(sorted(photos.iterdir()))
+    assert [r.error is None for r in results] == [True, True, False]
+    assert "broken.jpg" in results[2].error and results[2].exit_code == 3
+
+    with open(out / "results.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 6 and {r["method"] for r in rows} == {"rise", "random", "gaussian"}
+    assert {r["target"] for r in rows if r["image"].endswith("b.png")} == {"1"}  # from the labels
+    rise_a = next(r for r in rows if r["method"] == "rise" and r["image"].endswith("a.png"))
+    assert int(rise_a["queries"]) == 64
+
+    sal = np.load(out / "maps" / "a" / "rise.npy")
+    assert sal.shape == (SIZE, SIZE) and sal.dtype == np.float32
+    x = torch.full((3, SIZE, SIZE), 230 / 255)
+    again = insertion_deletion(oracle, x, sal, 0)
+    assert float(rise_a["insertion"]) == pytest.approx(again.insertion, abs=1e-5)
+    assert float(rise_a["diff"]) == pytest.approx(again.diff, abs=1e-5)
+
+    summary = (out / "summary.md").read_text()
+    assert "| rise | 2 |" in summary and "broken.jpg" in summary and "Skipped images (1)" in summary
+    assert (out / "curves" / "a.png").is_file() and (out / "gallery.png").is_file()
+    assert Image.open(out / "gallery.png").size[0] > Image.open(out / "curves" / "a.png").size[0] // 2
+
+
+def test_top1_target_without_labels_and_decam_wins_column(photos, tmp_path):
+    model = oracle_model()
+    cfg = load_config(None, ["generations=2", "searcher.popsize=8", "encoding.K=2"])
+    ev = Evaluation(model, build_methods(["decam", "random"], model, cfg), tmp_path / "out")
+    ev.run([photos / "a.png"])
+    rows = ev.rows()
+    assert {r.target for r in rows} == {0}  # the oracle's top-1 on a bright image
+    assert next(r for r in rows if r.method == "decam").queries > 1
+    assert "decam better" in (tmp_path / "out" / "summary.md").read_text()
+
+
+def test_split_method_options():
+    config, options = split_method_options(
+        ["generations=5", "rise.n_masks=100", "gradcam.target_layer=net.layer4", "searcher.CR=0.5"])
+    assert config == ["generations=5", "searcher.CR=0.5"]
+    assert options == {"rise": {"n_masks": 100}, "gradcam": {"target_layer": "net.layer4"}}
+
+
+def test_bad_method_options_are_config_errors():
+    model = oracle_model()
+    with pytest.raises(ConfigError, match="unknown key rise.masks"):
+        build_methods(["rise"], model, None, {"rise": {"masks": 3}})
+    with pytest.raises(ConfigError, match="out of range"):
+        build_methods(["rise"], model, None, {"rise": {"n_masks": 0}})
+    with pytest.raises(ConfigError, match="does not include"):
+        build_methods(["random"], model, None, {"rise": {"n_masks": 3}})
+
+
+def test_labels_csv_errors(tmp_path):
+    bad = tmp_path / "l.csv"
+    bad.write_text("name,label\na.png,1\n")
+    with pytest.raises(InputError, match="lacks column"):
+        read_labels(bad)
+    bad.write_text("file,class_index\na.png,one\n")
+    with pytest.raises(InputError, match="not an integer"):
+        read_labels(bad)
+
+
+def test_cli_evaluate(photos, tmp_path, capsys):
+    out = tmp_path / "cli"
+    args = ["evaluate", str(photos), "rise.n_masks=32", "--model", "test_evaluate:oracle_model",
+            "--methods", "rise,gaussian", "--labels", str(tmp_path / "labels.csv"), "--out", str(out), "--quiet"]
+    assert main(args) == 1  # one image of three failed: partial success
+    assert "broken.jpg" in capsys.readouterr().err
+    assert main(args + ["--limit", "2"]) == 0  # a.png and b.png (sorted), not broken.jpg
+    with open(out / "results.csv", newline="") as f:
+        assert len(list(csv.DictReader(f))) == 4
+    assert main(["evaluate", str(photos), "--methods", "gradcamm", "--model", "test_evaluate:oracle_model"]) == 2
+    assert "did you mean 'gradcam'" in capsys.readouterr().err
+    assert main(["evaluate", str(photos), "--methods", "gradcam", "--model", "test_evaluate:oracle_model",
+                 "--out", str(out)]) == 2  # a black box has no gradients
+    assert "needs the network as an nn.Module" in capsys.readouterr().err
