@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 import torch
 
@@ -13,8 +13,9 @@ class Aggregator:
     """Base class. ``observe`` sees every evaluated batch (for estimators over all queries);
     ``finalize`` gets the final population's masks ``(N, H, W)`` and fitness ``(N,)``."""
 
-    def observe(self, masks: torch.Tensor, fitness: torch.Tensor) -> None:
-        """Called with every evaluated batch; the default ignores it."""
+    def observe(self, masks: torch.Tensor, scores: dict[str, torch.Tensor]) -> None:
+        """Called with every evaluated batch (scores ``logit``, ``probability``, ``fitness``, each ``(N,)``);
+        the default ignores it."""
 
     def finalize(self, masks: torch.Tensor, fitness: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
@@ -55,3 +56,43 @@ class PaperThreshold(Aggregator):
     def finalize(self, masks: torch.Tensor, fitness: torch.Tensor) -> torch.Tensor:
         keep = paper_selection(fitness, self.ratio)
         return normalize_max(masks[keep].sum(dim=0))
+
+
+@AGGREGATORS.register("evaluated")
+class EvaluatedMasks(Aggregator):
+    """A RISE-style estimate over every mask the search evaluated, at no extra query.
+
+    Pixel saliency is the mean score of the masks that kept the pixel, minus (``contrast``) the
+    mean score of those that removed it: ``E[s | kept] − E[s | removed]``. The difference cancels
+    the effect of how often a pixel was sampled, which DE makes very uneven.
+    """
+
+    def __init__(self, score: Literal["probability", "logit"] = "probability", contrast: bool = True) -> None:
+        self.score, self.contrast = score, contrast
+        self.sum_sm: torch.Tensor | None = None  # Σ s·M
+        self.sum_m: torch.Tensor | None = None  # Σ M
+        self.sum_s = 0.0
+        self.count = 0
+
+    def observe(self, masks: torch.Tensor, scores: dict[str, torch.Tensor]) -> None:
+        s = scores[self.score].to(masks.dtype)
+        sm = torch.einsum("n,nhw->hw", s, masks)
+        m = masks.sum(dim=0)
+        self.sum_sm = sm if self.sum_sm is None else self.sum_sm + sm
+        self.sum_m = m if self.sum_m is None else self.sum_m + m
+        self.sum_s += float(s.sum())
+        self.count += masks.shape[0]
+
+    def finalize(self, masks: torch.Tensor, fitness: torch.Tensor) -> torch.Tensor:
+        if self.sum_sm is None:
+            raise RuntimeError("the evaluated aggregator saw no masks (observe was never called)")
+        sal = self.sum_sm / self.sum_m.clamp(min=1.0)
+        if self.contrast:
+            sal = sal - (self.sum_s - self.sum_sm) / (self.count - self.sum_m).clamp(min=1.0)
+        return normalize_range(sal)
+
+
+def normalize_range(sal: torch.Tensor) -> torch.Tensor:
+    """Shift and scale to [0, 1] (a constant map becomes all zeros)."""
+    low, high = sal.min(), sal.max()
+    return (sal - low) / (high - low) if high > low else torch.zeros_like(sal)

@@ -45,6 +45,7 @@ class RunConfig:
     generations: int = 50
     budget: Optional[int] = None  # total model queries; when set it decides the number of generations
     alpha: float = 1.0
+    objective: str = "logit"  # what the search maximizes: the target's logit or its softmax probability
     fill: str = "black"
     seed: Optional[int] = 0
     batch_size: int = 64
@@ -59,6 +60,7 @@ TOP_LEVEL_CHECKS: dict[str, Range | tuple] = {
     "seed": Range(0, 2**32 - 1),
     "fill": FILLS,
     "precision": PRECISIONS,
+    "objective": ("logit", "probability"),
 }
 
 

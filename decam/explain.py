@@ -202,6 +202,7 @@ class Explainer:
             encoding,
             fill=fill_image(x, cfg.fill),
             alpha=cfg.alpha,
+            objective=cfg.objective,
             batch_size=cfg.batch_size,
             precision=self.precision,
             channels_last=self.model.module is not None,

@@ -24,10 +24,11 @@ from decam.errors import ModelOutputError
 
 
 class SaliencyProblem(Problem):
-    """Maximize the target logit of the masked image minus ``alpha`` times the kept area.
+    """Maximize the target logit (or probability) of the masked image minus ``alpha`` × the kept area.
 
     The whole population is rendered and composed at once; the model runs in chunks of
     ``batch_size`` under ``torch.inference_mode()``. ``queries`` counts the images sent to the model.
+    ``observer(masks, scores)`` sees every evaluated batch (scores: ``logit``, ``probability``, ``fitness``).
     Only initial bounds are declared: encodings make any real genome valid.
     """
 
@@ -44,7 +45,8 @@ class SaliencyProblem(Problem):
         precision: str = "fp32",
         channels_last: bool = True,
         seed: int | None = None,
-        observer: Callable[[torch.Tensor, torch.Tensor], None] | None = None,
+        objective: str = "logit",
+        observer: Callable[[torch.Tensor, dict[str, torch.Tensor]], None] | None = None,
         profile: bool = False,
     ) -> None:
         self.forward, self.target, self.encoding = forward, int(target), encoding
@@ -55,7 +57,9 @@ class SaliencyProblem(Problem):
         self.delta_hwc = (image - fill).permute(1, 2, 0).contiguous()
         self.alpha, self.batch_size = float(alpha), int(batch_size)
         self.precision, self.channels_last = precision, channels_last
-        self.observer = observer
+        if objective not in ("logit", "probability"):
+            raise ValueError(f"objective={objective!r}: expected logit or probability")
+        self.objective, self.observer = objective, observer
         self.queries = 0
         self.seconds = {"render": 0.0, "compose": 0.0, "forward": 0.0}
         """Time spent per stage of the hot path (device-synchronized when ``profile``)."""
@@ -89,22 +93,24 @@ class SaliencyProblem(Problem):
         x = x.permute(0, 3, 1, 2)
         return x if self.channels_last else x.contiguous()
 
-    def score(self, masks: torch.Tensor) -> torch.Tensor:
-        """Target logit for each mask ``(N, H, W)`` applied to the image: ``(N,)`` float32."""
-        out = []
+    def score(self, masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Target logit and softmax probability for each mask ``(N, H, W)``: two ``(N,)`` float32 tensors."""
+        logit, prob = [], []
         with torch.inference_mode(), self._autocast():
             for m in masks.split(self.batch_size):
                 t = time.perf_counter()
                 x = self.compose(m)
                 t = self._tick("compose", t)
                 try:
-                    logits = self.forward(x)
+                    out = self.forward(x)
                 except Exception as e:  # the model is a black box: any failure is the model's
                     raise ModelOutputError(f"model raised {type(e).__name__}: {e}") from e
                 self.queries += x.shape[0]
-                out.append(self._check(logits, x.shape[0])[:, self.target].float())
+                out = self._check(out, x.shape[0]).float()
+                logit.append(out[:, self.target])
+                prob.append(out.softmax(dim=1)[:, self.target])
                 self._tick("forward", t)
-        return torch.cat(out)
+        return torch.cat(logit), torch.cat(prob)
 
     def _check(self, logits: object, n: int) -> torch.Tensor:
         if not isinstance(logits, torch.Tensor) or logits.ndim != 2 or logits.shape[0] != n:
@@ -112,7 +118,7 @@ class SaliencyProblem(Problem):
             raise ModelOutputError(f"model returned {shape} for a batch of {n} images; expected logits (B, C)")
         if self.target >= logits.shape[1]:
             raise ModelOutputError(f"target {self.target} is outside the model's {logits.shape[1]} classes")
-        if not torch.isfinite(logits[:, self.target]).all():
+        if not torch.isfinite(logits).all():
             raise ModelOutputError("model returned NaN or infinite logits")
         return logits
 
@@ -123,7 +129,8 @@ class SaliencyProblem(Problem):
             masks = self.encoding.render(genomes)
         self._tick("render", t)
         area = masks.mean(dim=(1, 2))
-        fitness = self.score(masks) - self.alpha * area
+        logit, prob = self.score(masks)
+        fitness = (logit if self.objective == "logit" else prob) - self.alpha * area
         if self.observer is not None:
-            self.observer(masks, fitness)
+            self.observer(masks, {"logit": logit, "probability": prob, "fitness": fitness})
         batch.set_evals(fitness.to(batch.values.device), area.unsqueeze(1))

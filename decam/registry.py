@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import difflib
 import inspect
+import warnings
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from importlib.metadata import entry_points
-from typing import Any, Generic, TypeVar, get_args, get_origin, get_type_hints
+from typing import Any, Generic, Literal, TypeVar, get_args, get_origin, get_type_hints
 
 from decam.errors import ConfigError
 
@@ -77,6 +78,9 @@ def plugin_params(factory: Callable, skip: int = 0) -> list[Param]:
                 elif isinstance(m, tuple):
                     choices = m
             hint = base
+        if get_origin(hint) is Literal:  # Literal["a", "b"]: a str (or int) with fixed choices
+            choices = get_args(hint)
+            hint = type(choices[0])
         default = None if p.default is inspect.Parameter.empty else p.default
         out.append(Param(name, hint, default, rng, choices))
     return out
@@ -113,7 +117,12 @@ class Registry(Mapping[str, T], Generic[T]):
             return
         self._loaded = True
         for ep in entry_points(group=self.group):
-            obj = ep.load()  # importing the module runs its @register decorator
+            try:
+                obj = ep.load()  # importing the module runs its @register decorator
+            except Exception as e:  # one broken installed package must not take every decam command down
+                warnings.warn(f"decam: skipped {self.kind} plugin {ep.name!r} ({ep.value}): {type(e).__name__}: {e}",
+                              RuntimeWarning, stacklevel=3)
+                continue
             if ep.name not in self._items:
                 self.add(ep.name, obj)
 

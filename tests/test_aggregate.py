@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from decam.aggregate import PaperThreshold, paper_selection
@@ -34,3 +35,24 @@ def test_equal_fitness_keeps_everybody():
 def test_all_zero_masks_give_an_all_zero_map():
     sal = PaperThreshold().finalize(torch.zeros(4, 3, 3), torch.ones(4))
     assert torch.equal(sal, torch.zeros(3, 3))
+
+
+def test_evaluated_masks_estimate_contrasts_kept_and_removed_scores():
+    from decam.aggregate import EvaluatedMasks
+
+    agg = EvaluatedMasks(score="logit")
+    masks = torch.tensor([[[1.0, 0.0]], [[0.0, 1.0]], [[1.0, 1.0]]])  # 3 masks over a 1x2 image
+    agg.observe(masks[:2], {"logit": torch.tensor([4.0, 1.0])})
+    agg.observe(masks[2:], {"logit": torch.tensor([3.0])})
+    # left pixel: kept → mean(4, 3) = 3.5, removed → 1; right: kept → mean(1, 3) = 2, removed → 4
+    sal = agg.finalize(masks, torch.zeros(3))
+    assert torch.allclose(sal, torch.tensor([[1.0, 0.0]]))  # 2.5 vs -2, scaled to [0, 1]
+
+
+def test_evaluated_masks_localize_the_oracles_region(oracle, bright_image):
+    import decam
+
+    exp = decam.explain(oracle, bright_image, aggregator="evaluated", generations=20, popsize=16)
+    region = oracle.region_mask(48, 48).numpy()
+    top = np.argsort(exp.saliency, axis=None)[::-1][: region.sum()]  # as many pixels as the region has
+    assert region.flatten()[top].mean() > 0.7  # the region is 11 % of the image
