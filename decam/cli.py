@@ -299,6 +299,18 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _summary_line(obj: object) -> str:
+    """A plugin docstring's first paragraph on one line, without reST markup."""
+    import inspect
+
+    doc = inspect.getdoc(obj) or ""
+    return " ".join(doc.split("\n\n")[0].split()).replace("``", "")
+
+
+def _default(value: object) -> str:
+    return repr(float(f"{value:.6g}")) if isinstance(value, float) else repr(value)
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     from decam.config import SECTIONS
     from decam.models import MODELS
@@ -309,10 +321,10 @@ def cmd_list(args: argparse.Namespace) -> int:
         for name in registry:
             factory = registry[name]
             params = ", ".join(
-                f"{p.name}={p.default!r}" + (f" {p.range.describe()}" if p.range else "")
+                f"{p.name}={_default(p.default)}" + (f" {p.range.describe()}" if p.range else "")
                 for p in plugin_params(factory, skip=skip)
             )
-            doc = (factory.__doc__ or "").strip().splitlines()[0] if factory.__doc__ else ""
+            doc = _summary_line(factory)
             print(f"  {name:<14} {params}")
             if doc:
                 print(f"  {'':<14} {doc}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Annotated
 
 from evotorch import Problem
@@ -25,4 +26,7 @@ def cmaes(
     diagonal covariance (cheaper for long genomes). CMAES refuses strictly bounded problems, which
     is why decam's problem declares initial bounds only and encodings accept any real genome.
     """
-    return CMAES(problem, stdev_init=stdev_init, popsize=popsize, separable=separable, active=active)
+    with warnings.catch_warnings():  # evotorch 0.6.1's constructor trips torch and NumPy 2 deprecation notices
+        warnings.filterwarnings("ignore", "To copy construct from a tensor", UserWarning)
+        warnings.filterwarnings("ignore", "__array_wrap__ must accept context", DeprecationWarning)
+        return CMAES(problem, stdev_init=stdev_init, popsize=popsize, separable=separable, active=active)

@@ -13,7 +13,9 @@ from decam.registry import SEARCHERS, Range
 
 @SEARCHERS.register("de")
 class DifferentialEvolution(SearchAlgorithm, SinglePopulationAlgorithmMixin):
-    """Each generation, every individual x gets a trial built from three distinct partners a, b, c ≠ x:
+    """Differential evolution (DE/rand/1/bin with greedy replacement), as in the DE-CAM paper.
+
+    Each generation, every individual x gets a trial built from three distinct partners a, b, c ≠ x:
     gene i is ``a_i + F (b_i − c_i)`` with probability CR (and for one random gene always, the
     standard "bin" crossover), else ``x_i``; the trial replaces x when its fitness is strictly better.
 

@@ -13,7 +13,9 @@ from decam.registry import ENCODINGS, Range
 
 @ENCODINGS.register("ellipses")
 class Ellipses(Encoding):
-    """K ellipses, 5 genes each ``[x0, y0, x1, y1, r]``: bounding-box corners and rotation.
+    """A mask is the union of K rotated ellipses, 5 genes each: bounding-box corners and rotation.
+
+    Genes are ``[x0, y0, x1, y1, r]``, normalized corners and a rotation as a fraction of π.
 
     Box sides are limited to ``[min_side, max_side]`` of the image side (paper: H/20 and H/4).
     """

@@ -13,7 +13,10 @@ from decam.registry import ENCODINGS, Range
 
 @ENCODINGS.register("rectangles")
 class Rectangles(Encoding):
-    """K rectangles, genes ``[x0, y0, x1, y1, r]`` as for ``ellipses``; ``rotate=False`` keeps them axis-aligned."""
+    """A mask is the union of K rectangles, with the genes and size limits of ``ellipses``.
+
+    ``rotate=False`` ignores the rotation gene and keeps the rectangles axis-aligned.
+    """
 
     def __init__(
         self,

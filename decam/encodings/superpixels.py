@@ -13,7 +13,7 @@ from decam.registry import ENCODINGS, Range
 
 @ENCODINGS.register("superpixels")
 class Superpixels(Encoding):
-    """Segment ``s`` is kept when its gene exceeds ``threshold``.
+    """A mask is a set of the image's SLIC superpixels, each kept when its gene exceeds ``threshold``.
 
     Real-valued searchers move genes freely; the hard threshold turns them into a binary choice,
     and drawing the first population from [0, 1] keeps about half the segments at the start.
