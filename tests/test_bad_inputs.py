@@ -294,6 +294,8 @@ ODD = [
     ("RGBA, transparent → white", encoded(solid("RGBA", (255, 0, 0, 0)), "PNG"), (40, 36), (255, 255, 255)),
     ("RGBA, opaque", encoded(solid("RGBA", (255, 0, 0, 255)), "PNG"), (40, 36), (255, 0, 0)),
     ("CMYK JPEG", encoded(solid("CMYK", (0, 255, 255, 0)), "JPEG", quality=100), (40, 36), (255, 0, 0)),
+    ("MPO (phones' multi-picture JPEG)", encoded(solid("RGB", (200, 10, 10)), "MPO", save_all=True,
+                                                 append_images=[solid("RGB", (0, 0, 0))]), (40, 36), (200, 10, 10)),
     ("16-bit grey PNG", encoded(Image.fromarray(gradient16), "PNG"), (40, 40), None),
     ("16-bit RGB PNG", png16_rgb(40, 40, np.full((40, 40, 3), 65535 // 2, np.uint16)), (40, 40), (127, 127, 127)),
     ("32-bit integer TIFF", encoded(Image.fromarray(np.full((40, 40), 1000, np.int32)), "TIFF"), (40, 40), (4, 4, 4)),

@@ -131,3 +131,15 @@ def test_yaml_python_tags_are_never_constructed(tmp_path, monkeypatch):
         with pytest.raises(ConfigError):
             load_config(path)
     assert not (tmp_path / "pwned").exists()
+
+
+def test_only_omegaconfs_data_resolvers_are_registered():
+    """A resolver is code run while reading a config: decam (and its dependencies) must add none."""
+    import decam.cli  # noqa: F401  everything the command line imports
+    from omegaconf.basecontainer import BaseContainer
+
+    resolvers = getattr(BaseContainer, "_resolvers", None)
+    if resolvers is None:
+        pytest.skip("this OmegaConf keeps its resolvers elsewhere")
+    assert set(resolvers) <= {"oc.coerce", "oc.create", "oc.decode", "oc.deprecated", "oc.dict.keys",
+                              "oc.dict.values", "oc.env", "oc.select"}
