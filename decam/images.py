@@ -76,8 +76,11 @@ MAGIC = {b"\xff\xd8\xff": "JPEG", b"\x89PNG": "PNG", b"GIF8": "GIF", b"BM": "BMP
 
 def _sniff(path: Path) -> str | None:
     """The format a file's first bytes announce, for files Pillow could not even open."""
-    with open(path, "rb") as f:
-        head = f.read(8)
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8)
+    except OSError:
+        return None
     return next((fmt for magic, fmt in MAGIC.items() if head.startswith(magic)), None)
 
 
