@@ -57,7 +57,7 @@ def value_plot(path: str | Path, key: str, values: Sequence, scores: Sequence[fl
     std = [float(np.std(groups[v])) for v in order]
     fig = _figure()
     ax = fig.add_subplot()
-    ax.errorbar(x, mean, yerr=std, marker="o", capsize=4)
+    ax.errorbar(x, mean, yerr=std, marker="o", capsize=4, linestyle="-" if numeric else "none")
     if not numeric:
         ax.set_xticks(x, [str(v) for v in order])
     ax.set(xlabel=key, ylabel=f"{ylabel} (mean ± std)")
