@@ -15,6 +15,8 @@ from typing import ContextManager
 
 import torch
 
+from decam.errors import ModelOutputError
+
 
 class SharedForward:
     """A thread-safe ``forward`` that gathers one chunk from every live worker per model call."""
@@ -67,12 +69,15 @@ class SharedForward:
             with torch.inference_mode(), self.context():
                 logits = self.forward(torch.cat(chunks) if len(chunks) > 1 else chunks[0])
             self.calls += 1
-            parts = logits.split([c.shape[0] for c in chunks]) if isinstance(logits, torch.Tensor) else None
-            if parts is None or logits.shape[0] != sum(c.shape[0] for c in chunks):
-                raise ValueError(f"model returned {getattr(logits, 'shape', type(logits).__name__)} "
-                                 f"for a batch of {sum(c.shape[0] for c in chunks)} images")
-            for w, part in zip(workers, parts):
-                self._results[w] = part
+            if len(chunks) == 1:  # nothing to split: the caller checks the output itself
+                self._results[workers[0]] = logits
+            else:
+                total = sum(c.shape[0] for c in chunks)
+                if not isinstance(logits, torch.Tensor) or logits.ndim != 2 or logits.shape[0] != total:
+                    shape = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
+                    raise ModelOutputError(f"model returned {shape} for a batch of {total} images; expected logits (B, C)")
+                for w, part in zip(workers, logits.split([c.shape[0] for c in chunks])):
+                    self._results[w] = part
         except BaseException as e:  # every waiting worker gets the model's failure
             for w in workers:
                 self._results[w] = e

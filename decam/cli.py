@@ -73,35 +73,41 @@ def cmd_explain(args: argparse.Namespace) -> int:
     used: set[str] = set()
     jobs = [("coffee" if item is None else str(item), item) for item in items]
     jobs = [(name, item, unique_stem(name, used)) for name, item in jobs]  # stable across reruns
-    explainer, failures = None, []
-    for name, item, stem in jobs:
-        if args.resume and is_complete(out_dir, stem):
-            if not args.quiet:
+    if args.resume:
+        for name, _, stem in jobs:
+            if is_complete(out_dir, stem) and not args.quiet:
                 print(f"{name}: outputs complete, skipped (--resume)")
-            continue
-        progress = _progress_bar(name, cfg, args.quiet)
+    pending = [job for job in jobs if not (args.resume and is_complete(out_dir, job[2]))]
+    failures: list = []
+    if pending:  # after --resume skips: no model load when all is done
+        explainer = Explainer(config=cfg)
+        images = [default_image()[1] if item is None else item for _, item, _ in pending]
+        bar = _progress_bar(f"{len(pending)} image{'s' * (len(pending) > 1)}", cfg, args.quiet, len(pending))
         try:
-            explainer = explainer or Explainer(config=cfg)  # after --resume skips: no model load when all done
-            image = default_image()[1] if item is None else item
-            exp = explainer.explain(image, args.target, progress=progress)
-            write_explanation(out_dir, name, exp, stem=stem)
-            if tracking is not None:
-                tracking.log(explainer, exp, name)
-        except (ConfigError, ModelUnavailableError):
-            raise  # the whole run is misconfigured: no point in trying the next item
-        except Exception as e:
-            if args.debug:
-                traceback.print_exc()
-            failures.append((name, *_describe_failure(name, e)))
-            print(f"decam: error: {failures[-1][2]}", file=sys.stderr)
-            write_failures(out_dir, failures)
-            continue
+            # several searches share each model batch; outputs are written as each group finishes
+            for i, result in explainer.explain_many(images, [args.target] * len(images), progress=bar):
+                name, _, stem = pending[i]
+                try:
+                    if isinstance(result, BaseException):
+                        raise result
+                    write_explanation(out_dir, name, result, stem=stem)
+                    if tracking is not None:
+                        tracking.log(explainer, result, name)
+                except (ConfigError, ModelUnavailableError):
+                    raise  # the whole run is misconfigured: no point in trying the next item
+                except Exception as e:
+                    if args.debug:
+                        traceback.print_exception(e)
+                    failures.append((name, *_describe_failure(name, e)))
+                    print(f"decam: error: {failures[-1][2]}", file=sys.stderr)
+                    write_failures(out_dir, failures)
+                    continue
+                if not args.quiet:
+                    print(f"{name}: {result.class_name} (class {result.target}, p={result.probability:.3f}) "
+                          f"{result.queries} queries, {result.seconds:.1f} s → {out_dir / stem}.overlay.png")
         finally:
-            if progress is not None:
-                progress.close()
-        if not args.quiet:
-            print(f"{name}: {exp.class_name} (class {exp.target}, p={exp.probability:.3f}) "
-                  f"{exp.queries} queries, {exp.seconds:.1f} s → {out_dir / stem}.overlay.png")
+            if bar is not None:
+                bar.close()
     if failures:
         print(f"decam: {len(failures)} of {len(jobs)} images failed, listed in {out_dir / FAILURES_FILE}",
               file=sys.stderr)
@@ -223,22 +229,25 @@ def _output_folder(out: str) -> Path:
     return path
 
 
-def _progress_bar(name: str, cfg, quiet: bool) -> _Progress | None:
-    return None if quiet else _Progress(name, cfg.budget, cfg.generations)
+def _progress_bar(name: str, cfg, quiet: bool, images: int = 1) -> _Progress | None:
+    return None if quiet else _Progress(name, cfg.budget, cfg.generations, images)
 
 
 class _Progress:
-    """A tqdm bar on stderr, fed by the explainer's per-generation callback."""
+    """A tqdm bar on stderr over all images' generations (or queries, with a budget), fed by the
+    explainer's per-generation callback ``(image index, history entry)``."""
 
-    def __init__(self, name: str, budget: int | None, generations: int) -> None:
+    def __init__(self, name: str, budget: int | None, generations: int, images: int = 1) -> None:
         from tqdm.auto import tqdm
 
-        self.budget = budget
-        self.bar = tqdm(total=budget if budget is not None else generations, desc=Path(name).name,
+        self.budget, self.done = budget, {}
+        self.bar = tqdm(total=images * (budget if budget is not None else generations), desc=Path(name).name,
                         unit="q" if budget else "gen", leave=False, file=sys.stderr)
 
-    def __call__(self, entry: dict) -> None:
-        self.bar.update(entry["queries"] - self.bar.n if self.budget else 1)
+    def __call__(self, index: int, entry: dict) -> None:
+        step = entry["queries"] - self.done.get(index, 0) if self.budget else 1
+        self.done[index] = entry["queries"]
+        self.bar.update(step)
         self.bar.set_postfix(best=f"{entry['best']:.3f}")
 
     def close(self) -> None:

@@ -18,7 +18,7 @@ from PIL import Image
 
 from decam.config import load_config, plugin_kwargs
 from decam.batching import SharedForward
-from decam.errors import ConfigError, DecamError, InputError, ModelOutputError
+from decam.errors import ConfigError, InputError, ModelOutputError
 from decam.images import fill_image, open_image, to_input
 from decam.models import LoadedModel, from_callable, load_model, resolve_precision, tune_allocator
 from decam.problem import SaliencyProblem
@@ -116,13 +116,14 @@ class Explainer:
         targets: list[int | None] | None = None,
         images_per_batch: int | None = None,
         progress: Callable[[int, dict], None] | None = None,
-    ) -> Iterator[tuple[int, Explanation | DecamError]]:
+    ) -> Iterator[tuple[int, Explanation | Exception]]:
         """Explain several images, running ``images_per_batch`` searches at once so their
         populations share the model's batches (default: as many as fill ``batch_size``).
 
-        Yields ``(index, Explanation)`` — or ``(index, DecamError)`` for an image that failed — in
-        input order. Searches draw randomness only from their own seeded generators, so maps are
-        reproducible; they may differ in the last bits from ``explain`` (other batch sizes).
+        Yields ``(index, Explanation)`` — or ``(index, exception)`` for an image that failed (a
+        :class:`~decam.errors.DecamError` for bad input or a failing model) — in input order.
+        Searches draw randomness only from their own seeded generators, so maps are reproducible;
+        they may differ in the last bits from ``explain`` (other batch sizes).
         """
         targets = targets if targets is not None else [None] * len(images)
         popsize = int(self.config.searcher.get("popsize") or self.config.batch_size)
@@ -133,11 +134,11 @@ class Explainer:
             for i in idx:
                 shared.join(i)
 
-            def run(i: int) -> Explanation | DecamError:
+            def run(i: int) -> Explanation | Exception:
                 try:
                     tick = (lambda entry: progress(i, entry)) if progress else None
                     return self._explain(images[i], targets[i], tick, shared.bind(i))
-                except DecamError as e:
+                except Exception as e:  # reported per image; the others go on
                     return e
                 finally:
                     shared.leave(i)

@@ -1,18 +1,23 @@
-"""Quick DiffAUC comparison of decam configurations on a few labelled photos (paired, same images).
+"""Paired DiffAUC comparison of decam configurations and baselines on labelled photos.
 
 Usage:
-  python experiments/quality_probe.py --images 10 \\
-      "paper:aggregator=paper" "evaluated:aggregator=evaluated" "prob:aggregator=evaluated,objective=probability"
+  python experiments/quality_probe.py --images 40 --device cuda --out probe.json \\
+      "paper:aggregator=paper" "evaluated:aggregator=evaluated,budget=2000" \\
+      "rise4000@rise:n_masks=4000" "gradcam@gradcam:"
 
-Each positional argument is ``NAME:key=value,key=value`` (config overrides). Prints per-variant
-mean ± std and median DiffAUC ×100 (RISE protocol, decam.metrics), queries and seconds, plus the
-paired difference of every variant against the first one. ``--rise N`` adds RISE with N masks.
+A variant ``NAME:key=value,...`` is decam with those config overrides; ``NAME@METHOD:key=value,...``
+is a registered baseline method (``decam list``) with those parameters. Every variant is scored on
+the same photos (an even spread of ``labels.csv``, target = the labelled class) with the RISE
+protocol (decam.metrics, ×100). Prints mean ± std, median, queries and seconds per photo, and the
+paired difference of each variant against ``--reference`` (default: the first) with its standard
+error and the number of photos it wins.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import json
 import statistics
 import time
 from pathlib import Path
@@ -21,9 +26,16 @@ import numpy as np
 
 
 def load_photos(folder: Path, n: int) -> list[tuple[Path, int]]:
-    rows = list(csv.DictReader(open(folder / "labels.csv")))
-    stride = max(1, len(rows) // n)
-    return [(folder / r["file"], int(r["class_index"])) for r in rows[::stride][:n]]
+    with open(folder / "labels.csv") as f:
+        rows = list(csv.DictReader(f))
+    idx = np.linspace(0, len(rows) - 1, num=min(n, len(rows))).round().astype(int)
+    return [(folder / rows[i]["file"], int(rows[i]["class_index"])) for i in idx]
+
+
+def parse(spec: str) -> tuple[str, str | None, list[str]]:
+    head, _, params = spec.partition(":")
+    name, _, method = head.partition("@")
+    return name, method or None, [p for p in params.split(",") if p]
 
 
 def main() -> None:
@@ -31,52 +43,56 @@ def main() -> None:
     parser.add_argument("variants", nargs="+")
     parser.add_argument("--images", type=int, default=10)
     parser.add_argument("--photos", default="../shared/data/imagenet-dev")
-    parser.add_argument("--rise", type=int, default=0, help="also score RISE with this many masks")
-    parser.add_argument("--metric-precision", default="bf16")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--metric-precision", default="fp32")
+    parser.add_argument("--metric-steps", type=int, default=224, help="fewer steps: a cheaper, coarser AUC")
+    parser.add_argument("--reference", default=None)
+    parser.add_argument("--out", default=None, help="write per-photo scores as JSON")
     args = parser.parse_args()
 
+    from omegaconf import OmegaConf
+
+    from decam.baselines import create_method
     from decam.config import load_config
     from decam.explain import Explainer
     from decam.metrics import insertion_deletion
 
     photos = load_photos(Path(args.photos), args.images)
-    results: dict[str, list[float]] = {}
-    costs: dict[str, list[tuple[int, float]]] = {}
+    base = Explainer(config=load_config(None, [f"device={args.device}"]))
+    images = [base.prepare(p) for p, _ in photos]
+    scores: dict[str, list[float]] = {}
+    rows = []
     for spec in args.variants:
-        name, _, overrides = spec.partition(":")
-        cfg = load_config(None, [o for o in overrides.split(",") if o])
-        explainer = Explainer(config=cfg)
-        for path, target in photos:
-            exp = explainer.explain(path, target)
-            s = insertion_deletion(explainer.model.forward, exp.image, exp.saliency, target,
-                                   precision=args.metric_precision)
-            results.setdefault(name, []).append(100 * s.diff)
-            costs.setdefault(name, []).append((exp.queries, exp.seconds))
-        print(f"{name:<24} DiffAUC {statistics.mean(results[name]):6.2f} ± {statistics.stdev(results[name]):5.2f} "
-              f"(median {statistics.median(results[name]):6.2f})  queries {costs[name][0][0]}  "
-              f"{statistics.mean(c[1] for c in costs[name]):.1f} s/photo", flush=True)
-    if args.rise:
-        from decam.baselines import METHODS  # noqa: F401  (registered explanation methods)
-
-        rise = METHODS["rise"](n_masks=args.rise) if "n_masks" in str(METHODS["rise"].__init__.__code__.co_varnames) else METHODS["rise"]()
-        name = f"rise-{args.rise}"
-        for path, target in photos:
-            x = explainer.prepare(path)
-            t = time.perf_counter()
-            sal = rise(explainer.model, x, target)
-            s = insertion_deletion(explainer.model.forward, x.cpu(), np.asarray(sal), target,
-                                   precision=args.metric_precision)
-            results.setdefault(name, []).append(100 * s.diff)
-            costs.setdefault(name, []).append((args.rise, time.perf_counter() - t))
-        print(f"{name:<24} DiffAUC {statistics.mean(results[name]):6.2f} ± {statistics.stdev(results[name]):5.2f} "
-              f"(median {statistics.median(results[name]):6.2f})")
-    first = next(iter(results))
-    for name, scores in results.items():
-        if name == first:
-            continue
-        d = np.array(scores) - np.array(results[first])
-        print(f"{name} − {first}: {d.mean():+.2f} ± {d.std(ddof=1) / np.sqrt(len(d)):.2f} (s.e.), "
-              f"wins {int((d > 0).sum())}/{len(d)}")
+        name, method, params = parse(spec)
+        if method is None:
+            explainer = Explainer(base.model, load_config(None, [f"device={args.device}", *params]))
+            run = lambda x, t: (lambda e: (e.saliency, e.queries))(explainer.explain(x, t))  # noqa: E731
+        else:
+            kw = {k: OmegaConf.from_dotlist([p])[k] for p in params for k in [p.split("=")[0]]}
+            m = create_method(method, base.model, precision=base.precision, **kw)
+            run = lambda x, t, m=m: (m(x, t), m.queries)  # noqa: E731
+        seconds, queries = [], 0
+        for (path, target), x in zip(photos, images):
+            start = time.perf_counter()
+            sal, queries = run(x, target)
+            seconds.append(time.perf_counter() - start)
+            s = insertion_deletion(base.model.forward, x, sal, target, precision=args.metric_precision,
+                                   n_steps=args.metric_steps)
+            scores.setdefault(name, []).append(100 * s.diff)
+            rows.append({"variant": name, "image": path.name, "diffauc": 100 * s.diff, "insertion": 100 * s.insertion,
+                         "deletion": 100 * s.deletion, "queries": queries, "seconds": seconds[-1]})
+        v = scores[name]
+        print(f"{name:<22} DiffAUC {statistics.mean(v):6.2f} ± {statistics.stdev(v) if len(v) > 1 else 0:5.2f} "
+              f"(median {statistics.median(v):6.2f})  queries {queries:>5}  {statistics.mean(seconds):6.2f} s/photo",
+              flush=True)
+    ref = args.reference or next(iter(scores))
+    for name, v in scores.items():
+        if name != ref:
+            d = np.array(v) - np.array(scores[ref])
+            se = d.std(ddof=1) / np.sqrt(len(d)) if len(d) > 1 else float("nan")
+            print(f"{name} − {ref}: {d.mean():+.2f} ± {se:.2f} (s.e.), wins {int((d > 0).sum())}/{len(d)}")
+    if args.out:
+        Path(args.out).write_text(json.dumps(rows, indent=1))
 
 
 if __name__ == "__main__":
