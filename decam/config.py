@@ -162,6 +162,15 @@ def validate(cfg: DictConfig) -> None:
     for section, (registry, skip) in SECTIONS.items():
         cfg[section] = validate_section(section, registry, dict(cfg[section]), skip)
         _check_finite(f"{section}.", cfg[section])
+    _check_budget(cfg.budget, cfg.searcher)
+
+
+def _check_budget(budget: int | None, searcher: dict) -> None:
+    """A query budget must pay for the first generation: up to 2 × popsize (DE and GA also evaluate the initial population)."""
+    popsize = searcher.get("popsize")
+    if budget is not None and isinstance(popsize, int) and budget < 2 * popsize:
+        raise ConfigError(f"budget={budget} does not cover the first generation of searcher {searcher['name']!r} "
+                          f"(up to 2 × popsize = {2 * popsize} queries): raise budget or lower searcher.popsize")
 
 
 def _check_finite(prefix: str, values) -> None:

@@ -40,6 +40,7 @@ from decam.registry import SEARCHERS, plugin_params
         (["searcher=ga", "searcher.mutation_probability=2"], "searcher.mutation_probability=2.0 is out of range"),
         (["searcher=pgpe", "searcher.max_speed=-1"], "searcher.max_speed=-1.0 is out of range: expected (0, inf)"),
         (["budget=0"], "budget=0 is out of range"),
+        (["budget=63"], "budget=63 does not cover the first generation of searcher 'de' (up to 2 × popsize = 64"),
         # unknown plugin
         (["searcher=cmaz"], "unknown searcher 'cmaz': did you mean 'cmaes'"),
     ],

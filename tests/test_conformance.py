@@ -24,6 +24,15 @@ ALPHA = 6.0  # area penalty: makes masks that keep pixels outside the evidence c
 PAIRS = list(itertools.product(decam.list_encodings(), decam.list_searchers()))
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """48 × 48 work gains nothing from threads, and loses a lot to them on a busy machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.mark.parametrize("name", decam.list_encodings())
 def test_encoding_passes_the_conformance_kit(name):
     check_encoding(ENCODINGS[name])
@@ -49,3 +58,14 @@ def test_every_pair_localizes_the_oracles_evidence_within_the_budget(encoding, s
     searched = exp.queries - 1  # minus the unmasked image's query
     step_costs = np.diff([0] + [h["queries"] for h in exp.history])
     assert BUDGET - step_costs.max() < searched <= BUDGET, f"{searched} queries for a budget of {BUDGET}"
+
+
+@pytest.mark.parametrize("name", decam.list_searchers())
+def test_the_smallest_budget_config_accepts_is_never_exceeded(name):
+    image = oracle_image()
+    cfg = load_config(None, [f"searcher={name}"])
+    if "popsize" not in cfg.searcher:
+        pytest.skip(f"{name} has no popsize")
+    cfg = load_config(None, [f"searcher={name}", "searcher.popsize=8", "budget=16"])
+    exp = Explainer(SquareOracle(image), cfg).explain(image, target=0)
+    assert 8 <= exp.queries - 1 <= 16

@@ -18,6 +18,15 @@ ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "my_encoding.py"
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """48 × 48 work gains nothing from threads, and loses a lot to them on a busy machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture
 def blobs():
     """Import the example (which registers ``blobs``) and unregister it afterwards."""
