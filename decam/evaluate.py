@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from decam.baselines import METHODS, Method, create_method
-from decam.errors import ConfigError, DecamError, InputError
+from decam.errors import ConfigError, DecamError, InputError, ModelOutputError
 from decam.images import open_image, to_input
 from decam.io import atomic_open, save_npy
 from decam.metrics import CurveScores, insertion_deletion
@@ -163,6 +163,8 @@ class Evaluation:
         """The label from the CSV (else the model's top-1 class) and its probability on ``x``."""
         with torch.inference_mode():
             probs = self.model.forward(x.unsqueeze(0)).float().softmax(-1)[0]
+        if not torch.isfinite(probs).all():
+            raise ModelOutputError("model returned NaN or infinite logits on the image")
         if self.labels is None:
             target = int(probs.argmax())
         elif path.name not in self.labels:

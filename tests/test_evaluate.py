@@ -123,3 +123,10 @@ def test_cli_evaluate(photos, tmp_path, capsys):
     assert main(["evaluate", str(photos), "--methods", "gradcam", "--model", "test_evaluate:oracle_model",
                  "--out", str(out)]) == 2  # a black box has no gradients
     assert "needs the network as an nn.Module" in capsys.readouterr().err
+
+
+def test_a_model_with_nan_logits_fails_each_image_with_exit_code_4(photos, tmp_path):
+    model = LoadedModel(lambda x: torch.full((x.shape[0], 3), float("nan")), (SIZE, SIZE), None, None, "nan", None)
+    ev = Evaluation(model, build_methods(["random"], model, None), tmp_path / "out")
+    results = ev.run([photos / "a.png"])
+    assert results[0].exit_code == 4 and "NaN" in results[0].error and not ev.rows()
