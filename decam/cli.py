@@ -80,18 +80,29 @@ def cmd_explain(args: argparse.Namespace) -> int:
     pending = [job for job in jobs if not (args.resume and is_complete(out_dir, job[2]))]
     failures: list = []
     if pending:  # after --resume skips: no model load when all is done
-        explainer = Explainer(config=cfg)
         images = [default_image()[1] if item is None else item for _, item, _ in pending]
+        targets = [args.target] * len(images)
         bar = _progress_bar(f"{len(pending)} image{'s' * (len(pending) > 1)}", cfg, args.quiet, len(pending))
-        try:
+        if args.ray is not None:
+            from decam.distributed import ray_explain
+            from decam.images import open_image
+
+            explainer = None  # workers load the model; the driver only ships decoded images
+            images = [_open_or_error(open_image, im) for im in images]
+            results = ray_explain(cfg, images, targets, None if args.ray == "local" else args.ray)
+        else:
+            explainer = Explainer(config=cfg)
             # several searches share each model batch; outputs are written as each group finishes
-            for i, result in explainer.explain_many(images, [args.target] * len(images), progress=bar):
+            results = explainer.explain_many(images, targets, progress=bar)
+        try:
+            for i, result in results:
                 name, _, stem = pending[i]
                 try:
                     if isinstance(result, BaseException):
                         raise result
                     write_explanation(out_dir, name, result, stem=stem)
                     if tracking is not None:
+                        explainer = explainer or Explainer(config=cfg)  # with --ray: for the metrics
                         tracking.log(explainer, result, name)
                 except (ConfigError, ModelUnavailableError):
                     raise  # the whole run is misconfigured: no point in trying the next item
@@ -115,6 +126,16 @@ def cmd_explain(args: argparse.Namespace) -> int:
     if tracking is not None and tracking.failed is not None:
         return tracking.failed.exit_code
     return 0
+
+
+def _open_or_error(open_image, image):
+    """Decode a path on the driver; a bad file becomes that item's error instead of stopping the run."""
+    if not isinstance(image, (str, Path)):
+        return image
+    try:
+        return open_image(image)
+    except Exception as e:
+        return e
 
 
 def _take_tracking_overrides(args: argparse.Namespace, overrides: list[str]) -> list[str]:
@@ -379,6 +400,8 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--experiment", help="MLflow experiment (default: decam; implies --mlflow)")
     ex.add_argument("--tracking-uri", help="MLflow store, e.g. sqlite:///mlflow.db or http://127.0.0.1:5000 "
                     "(default: $MLFLOW_TRACKING_URI or MLflow's default; implies --mlflow)")
+    ex.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
+                    help="spread images over a Ray cluster (no ADDRESS: a local Ray instance)")
     ex.set_defaults(func=cmd_explain)
 
     sw = sub.add_parser("sweep", help="run a study (see experiments/): one MLflow parent run, a child per config and image")
