@@ -37,3 +37,8 @@ def test_bad_override_is_a_one_line_config_error(tmp_path, capsys):
     assert code == 2 and len(err.splitlines()) == 1
     assert "searcher.CR=1.5" in err and "[0, 1]" in err
     assert not any(tmp_path.iterdir())
+
+
+def test_overrides_may_follow_options(tmp_path, capsys):
+    code = main(["explain", "--out", str(tmp_path), "--quiet", "searcher.CR=1.5"])
+    assert code == 2 and "searcher.CR=1.5" in capsys.readouterr().err
