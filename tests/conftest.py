@@ -5,6 +5,17 @@ from __future__ import annotations
 import pytest
 import torch
 
+from decam.config import config_dir, load_config
+
+PAPER_CONFIG = config_dir() / "paper.yaml"
+"""The paper's algorithm (black fill, ellipses up to H/4, the 2/3-of-mean rule): what the oracle
+tests exercise, whatever decam's default configuration is."""
+
+
+def paper_config(*overrides: str):
+    """The paper's settings at the default population size, plus ``overrides``."""
+    return load_config(PAPER_CONFIG, ["searcher.popsize=32", *overrides])
+
 
 class OracleModel:
     """Black box whose class-0 logit is ``scale`` × the kept fraction of a hidden box region.

@@ -52,7 +52,9 @@ def test_evaluated_masks_estimate_contrasts_kept_and_removed_scores():
 def test_evaluated_masks_localize_the_oracles_region(oracle, bright_image):
     import decam
 
-    exp = decam.explain(oracle, bright_image, aggregator="evaluated", generations=20, popsize=16)
+    from conftest import PAPER_CONFIG
+
+    exp = decam.explain(oracle, bright_image, aggregator="evaluated", generations=20, popsize=16, config=PAPER_CONFIG)
     region = oracle.region_mask(48, 48).numpy()
     top = np.argsort(exp.saliency, axis=None)[::-1][: region.sum()]  # as many pixels as the region has
     assert region.flatten()[top].mean() > 0.7  # the region is 11 % of the image

@@ -6,10 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from decam.config import load_config
 from decam.errors import InputError
 from decam.explain import Explainer
-from conftest import OracleModel
+from conftest import OracleModel, paper_config
 
 
 class CountingOracle(OracleModel):
@@ -27,7 +26,7 @@ def images() -> list[torch.Tensor]:
 
 
 def explainer(model) -> Explainer:
-    cfg = load_config(None, ["generations=6", "searcher.popsize=8", "batch_size=64"])
+    cfg = paper_config("generations=6", "searcher.popsize=8", "batch_size=64")
     return Explainer(model, cfg)
 
 

@@ -18,6 +18,7 @@ from decam.config import load_config
 from decam.explain import Explainer
 from decam.registry import ENCODINGS, SEARCHERS
 from decam.testing import SquareOracle, check_encoding, check_searcher, oracle_image, region_mask
+from conftest import paper_config
 
 BUDGET = 2048  # model queries per explanation, the same for every searcher
 ALPHA = 6.0  # area penalty: makes masks that keep pixels outside the evidence clearly worse
@@ -46,7 +47,7 @@ def test_searcher_passes_the_conformance_kit(name):
 @pytest.mark.parametrize("encoding, searcher", PAIRS)
 def test_every_pair_localizes_the_oracles_evidence_within_the_budget(encoding, searcher):
     image, region = oracle_image(), region_mask()
-    cfg = load_config(None, [f"encoding={encoding}", f"searcher={searcher}", f"budget={BUDGET}", f"alpha={ALPHA}"])
+    cfg = paper_config(f"encoding={encoding}", f"searcher={searcher}", f"budget={BUDGET}", f"alpha={ALPHA}")
     exp = Explainer(SquareOracle(image), cfg).explain(image, target=0)
 
     sal = torch.as_tensor(exp.saliency)

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from decam.config import load_config
 from decam.explain import Explainer
 from decam.registry import ENCODINGS
 from decam.testing import SquareOracle, check_encoding, oracle_image, region_mask
+from conftest import paper_config
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "my_encoding.py"
@@ -51,7 +51,7 @@ def test_example_passes_the_conformance_kit(blobs):
 
 def test_example_is_usable_by_name_and_localizes_the_oracles_evidence(blobs):
     image, region = oracle_image(), region_mask()
-    cfg = load_config(None, ["encoding=blobs", "encoding.K=4", "budget=1024", "alpha=6"])
+    cfg = paper_config("encoding=blobs", "encoding.K=4", "budget=1024", "alpha=6")
     exp = Explainer(SquareOracle(image), cfg).explain(image, target=0)
     sal = torch.as_tensor(exp.saliency)
     assert float(sal[region].sum() / sal.sum()) > 3 * float(region.float().mean())

@@ -10,7 +10,9 @@ from PIL import Image
 import decam
 from decam.errors import InputError, ModelOutputError
 
-TINY = {"generations": 12, "popsize": 16}
+from conftest import PAPER_CONFIG
+
+TINY = {"generations": 12, "popsize": 16, "config": PAPER_CONFIG}
 
 
 def mass_inside(saliency: np.ndarray, region: torch.Tensor) -> float:
@@ -19,7 +21,7 @@ def mass_inside(saliency: np.ndarray, region: torch.Tensor) -> float:
 
 
 def test_saliency_concentrates_on_the_oracles_evidence_region(oracle, bright_image):
-    exp = decam.explain(oracle, bright_image, alpha=20.0, generations=150, popsize=16)
+    exp = decam.explain(oracle, bright_image, alpha=20.0, generations=150, popsize=16, config=PAPER_CONFIG)
     region = oracle.region_mask(48, 48)
     area = region.float().mean().item()  # 11 % of the image
     assert mass_inside(exp.saliency, region) > 0.45 > 4 * area
@@ -57,7 +59,7 @@ def test_never_asks_for_gradients(oracle, bright_image):
 
 
 def test_budget_caps_the_number_of_queries(oracle, bright_image):
-    exp = decam.explain(oracle, bright_image, budget=200, popsize=16)
+    exp = decam.explain(oracle, bright_image, budget=200, popsize=16, config=PAPER_CONFIG)
     assert exp.queries <= 200 + 1 and exp.queries > 200 - 16
 
 
