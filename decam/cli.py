@@ -445,9 +445,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
-    # positionals after options (``explain --out d a.jpg k=v``) land in ``extra``: give them back
-    if extra and hasattr(args, "items") and not any(e.startswith("-") for e in extra):
-        args.items += extra
+    # positionals after options (``explain --out d a.jpg k=v``, ``sweep S.yaml --limit 5 k=v``) land in
+    # ``extra``: give them back
+    positional = "items" if hasattr(args, "items") else "overrides" if hasattr(args, "overrides") else None
+    if extra and positional and not any(e.startswith("-") for e in extra):
+        getattr(args, positional).extend(extra)
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:

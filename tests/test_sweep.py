@@ -131,7 +131,7 @@ def test_study_errors_are_one_line_and_come_before_any_run(study_file, tmp_path)
     with pytest.raises(ConfigError, match="metrics.bogus"):
         load_study(study_file, ["metrics.bogus=1"])
     uri = f"sqlite:///{tmp_path / 'never.db'}"
-    assert main(["sweep", str(study_file), "grid.searcher.CR=[0.2,7]", "--tracking-uri", uri, "--quiet"]) == 2
+    assert main(["sweep", str(study_file), "--tracking-uri", uri, "--quiet", "grid.searcher.CR=[0.2,7]"]) == 2
     assert not (tmp_path / "never.db").exists()  # rejected before the store was touched
 
 
