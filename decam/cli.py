@@ -275,6 +275,24 @@ class _Progress:
         self.bar.close()
 
 
+def _track_evaluation(args: argparse.Namespace, evaluation, cfg) -> int | None:
+    """Log the comparison to MLflow when asked (one parent run, a child per image and method);
+    a failing store is a one-line warning and exit code 5, the local outputs stay."""
+    if not (args.mlflow or args.experiment or args.tracking_uri):
+        return None
+    from omegaconf import OmegaConf
+
+    from decam.tracking import Tracker, TrackingError, flatten, log_evaluation
+
+    try:
+        tracker = Tracker(args.tracking_uri, args.experiment or "decam-evaluate")
+        log_evaluation(tracker, evaluation.rows(), params=flatten(OmegaConf.to_container(cfg)), folder=args.out)
+    except TrackingError as e:
+        print(f"decam: warning: {e}; local outputs are in {args.out}", file=sys.stderr)
+        return e.exit_code
+    return None
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     """Score explanation methods on the same images with insertion / deletion (decam.evaluate)."""
     from decam.baselines import METHODS
@@ -322,10 +340,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         print(markdown_table(summary_table(evaluation.rows(), names)), end="")
         print(f"{len(images) - len(failures)} images scored; results.csv, summary.md, curves/, maps/ "
               f"and gallery.png in {args.out}")
+    tracked = _track_evaluation(args, evaluation, cfg)
     if failures:
         print(f"decam: {len(failures)} of {len(images)} images failed (listed in {Path(args.out) / 'summary.md'})",
               file=sys.stderr)
         return EXIT_PARTIAL if len(failures) < len(images) else max(r.exit_code for r in failures)
+    if tracked is not None:
+        return tracked
     return 0
 
 
@@ -434,6 +455,10 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--generations", type=int)
     ev.add_argument("--budget", type=int, help="decam's model queries per image (decides the generations)")
     ev.add_argument("--quiet", action="store_true", help="no progress bar or summary table")
+    ev.add_argument("--mlflow", action="store_true", help="log the comparison to MLflow")
+    ev.add_argument("--experiment", help="MLflow experiment (default: decam-evaluate; implies --mlflow)")
+    ev.add_argument("--tracking-uri", help="MLflow store (default: $MLFLOW_TRACKING_URI or MLflow's default; "
+                    "implies --mlflow)")
     ev.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     ev.set_defaults(func=cmd_evaluate)
 

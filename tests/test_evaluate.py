@@ -130,3 +130,16 @@ def test_a_model_with_nan_logits_fails_each_image_with_exit_code_4(photos, tmp_p
     ev = Evaluation(model, build_methods(["random"], model, None), tmp_path / "out")
     results = ev.run([photos / "a.png"])
     assert results[0].exit_code == 4 and "NaN" in results[0].error and not ev.rows()
+
+
+def test_cli_evaluate_logs_the_comparison_to_mlflow(photos, tmp_path):
+    mlflow = pytest.importorskip("mlflow")
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    args = ["evaluate", str(photos), "rise.n_masks=32", "--model", "test_evaluate:oracle_model", "--methods",
+            "rise,gaussian", "--limit", "2", "--out", str(tmp_path / "ev"), "--quiet", "--tracking-uri", uri]
+    assert main(args) == 0
+    mlflow.set_tracking_uri(uri)
+    runs = mlflow.search_runs(experiment_names=["decam-evaluate"])
+    children = runs[runs["tags.mlflow.parentRunId"].notna()]
+    assert len(runs) == 1 + 4 and len(children) == 4  # a parent + (2 images × 2 methods)
+    assert children["metrics.diffauc"].notna().all()
