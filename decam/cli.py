@@ -82,7 +82,8 @@ def cmd_explain(args: argparse.Namespace) -> int:
     if pending:  # after --resume skips: no model load when all is done
         images = [default_image()[1] if item is None else item for _, item, _ in pending]
         targets = [args.target] * len(images)
-        bar = _progress_bar(f"{len(pending)} image{'s' * (len(pending) > 1)}", cfg, args.quiet, len(pending))
+        label = pending[0][0] if len(pending) == 1 else f"{len(pending)} images"
+        bar = _progress_bar(label, cfg, args.quiet, len(pending))
         if args.ray is not None:
             from decam.distributed import ray_explain
             from decam.images import open_image

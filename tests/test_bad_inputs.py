@@ -170,7 +170,7 @@ CASES = [
     ("unknown config key", with_args("colour=red"), 2, r"unknown config key 'colour'", False),
     ("batch_size=0", with_args("batch_size=0"), 2, r"batch_size=0 is out of range", False),
     ("alpha=nan", with_args("alpha=nan"), 2, r"alpha=nan: expected a finite number", False),
-    ("min_side > max_side", with_args("encoding.min_side=0.5"), 2, r"min_side=0.5 must be <= encoding.max_side", False),
+    ("min_side > max_side", with_args("encoding.min_side=0.75"), 2, r"min_side=0.75 must be <= encoding.max_side", False),
     ("config file missing", with_args("--config", "nope.yaml"), 2, r"config file nope\.yaml does not exist", False),
     ("config file is a list", config_file("- 1\n- 2\n"), 2, r"expected a mapping", False),
     ("config file is not YAML", config_file("generations: [1,\n"), 2, r"cannot parse", False),
