@@ -19,7 +19,7 @@ from decam.cli import main
 
 TESTS = Path(__file__).parent
 IMAGES = 5
-BUDGET = ["--generations", "6", "--popsize", "8", "--quiet"]
+BUDGET = ["--generations", "6", "--popsize", "8", "batch_size=8", "--quiet"]  # batch 8: one image at a time
 RUN = ["--model", "tiny_models:tiny", *BUDGET]
 SLOW = ["--model", "tiny_models:slow", *BUDGET]  # the same network, sleeping TINY_DELAY s per forward call
 
