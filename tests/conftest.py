@@ -48,3 +48,21 @@ def oracle() -> OracleModel:
 @pytest.fixture
 def bright_image() -> torch.Tensor:
     return torch.ones(3, 48, 48)
+
+
+# Source of a tiny 5-class black box, written to a temporary module by tests that run decam in a
+# subprocess or by module path (``model=<module>:build``).
+TINY_MODEL_SOURCE = '''
+import torch
+from decam.models import LoadedModel
+
+class Tiny:
+    """Fixed random linear read-out of a 4x4 average-pooled image."""
+    def __init__(self):
+        self.w = torch.randn(5, 48, generator=torch.Generator().manual_seed(7))
+    def __call__(self, x):
+        return 10 * torch.nn.functional.adaptive_avg_pool2d(x.float(), 4).flatten(1) @ self.w.T
+
+def build():
+    return LoadedModel(Tiny(), (32, 32), None, [f"c{i}" for i in range(5)], "tiny")
+'''

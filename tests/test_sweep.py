@@ -15,20 +15,7 @@ from decam.errors import ConfigError  # noqa: E402
 from decam.sweep import load_study, run_study  # noqa: E402
 from decam.tracking import Tracker  # noqa: E402
 
-TINY = '''
-import torch
-from decam.models import LoadedModel
-
-class Tiny:
-    """Fixed random linear read-out of a 4x4 average-pooled image."""
-    def __init__(self):
-        self.w = torch.randn(5, 48, generator=torch.Generator().manual_seed(7))
-    def __call__(self, x):
-        return 10 * torch.nn.functional.adaptive_avg_pool2d(x.float(), 4).flatten(1) @ self.w.T
-
-def build():
-    return LoadedModel(Tiny(), (32, 32), None, [f"c{i}" for i in range(5)], "tiny")
-'''
+from conftest import TINY_MODEL_SOURCE as TINY  # noqa: E402
 STUDY = """
 name: tiny-grid
 images: [{image}]
