@@ -245,9 +245,16 @@ def _mean_std(values: np.ndarray) -> str:
     return f"{100 * values.mean():.1f} ± {100 * std:.1f}"
 
 
+def _paired(delta: np.ndarray) -> str:
+    """Mean paired difference ×100 with its standard error (the spread of the mean, not of photos)."""
+    se = delta.std(ddof=1) / np.sqrt(delta.size) if delta.size > 1 else 0.0
+    return f"{100 * delta.mean():+.1f} ± {100 * se:.1f}"
+
+
 def summary_table(rows: list[Row], methods: list[str]) -> list[dict[str, str]]:
     """Per method: images, DiffAUC mean ± std and median, insertion, deletion (×100), seconds, queries,
-    and — when ``decam`` is among the methods — on how many images decam's DiffAUC is higher."""
+    and — when ``decam`` is among the methods — on how many images decam's DiffAUC is higher and by
+    how much on average (paired over the same images)."""
     by = {m: [r for r in rows if r.method == m] for m in methods}
     decam_diff = {r.image: r.diff for r in by.get("decam", [])}
     table = []
@@ -267,8 +274,10 @@ def summary_table(rows: list[Row], methods: list[str]) -> list[dict[str, str]]:
             "queries / image": f"{np.mean([r.queries for r in rs]):.0f}",
         }
         if decam_diff:
-            wins = sum(decam_diff[r.image] > r.diff for r in rs if r.image in decam_diff)
-            entry["decam better"] = "—" if m == "decam" else f"{wins}/{len(rs)}"
+            paired = np.array([decam_diff[r.image] - r.diff for r in rs if r.image in decam_diff])
+            wins = int((paired > 0).sum())
+            entry["decam better"] = "—" if m == "decam" else f"{wins}/{paired.size}"
+            entry["decam − method (s.e.)"] = "—" if m == "decam" else _paired(paired)
         table.append(entry)
     return table
 
