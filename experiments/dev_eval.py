@@ -31,6 +31,7 @@ import numpy as np
 PAPER_BUDGET = 64 * 201
 SEARCHERS = ("de", "cmaes", "ga", "snes", "pgpe")
 CURVE_BUDGETS = (500, 1000, 2000, 4000)
+PAPER_YAML = str(Path(__file__).resolve().parents[1] / "configs" / "paper.yaml")
 
 
 def studies(curve_images: int) -> dict[str, tuple[list[str], list[str], int | None]]:
@@ -47,8 +48,8 @@ def studies(curve_images: int) -> dict[str, tuple[list[str], list[str], int | No
                 out[f"curve-{searcher}-{budget}"] = (["decam"], [f"searcher={searcher}", f"budget={budget}"],
                                                      curve_images)
         out[f"curve-de-{PAPER_BUDGET}"] = (["decam"], [f"budget={PAPER_BUDGET}"], curve_images)
-        out[f"curve-paper-{PAPER_BUDGET}"] = (["decam"], ["--config", "configs/paper.yaml"], curve_images)
-        out["curve-paper-1000"] = (["decam"], ["--config", "configs/paper.yaml", "budget=1000"], curve_images)
+        out[f"curve-paper-{PAPER_BUDGET}"] = (["decam"], ["--config", PAPER_YAML], curve_images)
+        out["curve-paper-1000"] = (["decam"], ["--config", PAPER_YAML, "budget=1000"], curve_images)
     return out
 
 
@@ -63,13 +64,17 @@ def spread(items: list, n: int) -> list:
 
 
 def shard_commands(name, methods, overrides, photos, args) -> list[tuple[str, list[str]]]:
+    from decam.baselines import METHODS
+
     n_shards = max(1, min(len(photos), round(len(photos) / args.photos_per_shard)))
+    # a method's options (rise.batch_size=256) go only to commands that run that method
+    common = [o for o in args.overrides if o.split(".")[0] not in set(METHODS) - set(methods)]
     out = []
     for i in range(n_shards):
         part = photos[i::n_shards]
         cmd = [sys.executable, "-m", "decam", "evaluate", *map(str, part), "--labels", str(args.labels),
                "--methods", ",".join(methods), "--out", str(args.out / name / f"shard-{i}"), "--quiet",
-               "--gallery", "0", f"device={args.device}", *args.overrides, *overrides]
+               "--gallery", "0", f"device={args.device}", *common, *overrides]
         out.append((f"{name}/shard-{i}", cmd))
     return out
 
@@ -81,8 +86,8 @@ def run_all(commands: list[tuple[str, list[str]]], parallel: int, log_dir: Path)
     def run(item):
         label, cmd = item
         log = log_dir / (label.replace("/", "_") + ".log")
-        with open(log, "w") as f:
-            rc = subprocess.call(cmd, stdout=f, stderr=subprocess.STDOUT, env=env)
+        with open(log, "w") as f:  # run outside the checkout, so the installed decam is the one imported
+            rc = subprocess.call(cmd, stdout=f, stderr=subprocess.STDOUT, env=env, cwd=log_dir)
         print(f"[{time.time() - start:6.0f} s] {label}: exit {rc}", flush=True)
         return label, rc
 
@@ -182,7 +187,8 @@ def main() -> None:
     parser.add_argument("--report-only", action="store_true", help="merge existing outputs, run nothing")
     parser.add_argument("overrides", nargs="*", help="key=value for every decam evaluate (batch_size=256 …)")
     args = parser.parse_args()
-    args.labels = args.labels or args.photos / "labels.csv"
+    args.labels = (args.labels or args.photos / "labels.csv").resolve()
+    args.photos, args.out = args.photos.resolve(), args.out.resolve()
 
     photos = photos_in(args.photos)[: args.limit]
     plan = studies(args.curve_images)
