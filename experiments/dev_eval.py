@@ -170,7 +170,38 @@ def report(out: Path, names: list[str]) -> str:
         lines.append("")
     text = "\n".join(lines)
     (out / "report.md").write_text(text)
+    if curve:
+        curve_figure({n: stats[n, "decam"][0] for n in curve}, {n: diffs[n, "decam"] for n in curve},
+                     out / "budget_curve.png")
     return text
+
+
+def curve_figure(queries: dict[str, float], diffs: dict[str, dict[str, float]], path: Path) -> None:
+    """DiffAUC against queries per photo, one line per searcher, the paper's preset as points."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8.0, 4.2), dpi=120)
+    groups: dict[str, list[tuple[float, float]]] = {}
+    for name, q in queries.items():
+        label = name.removeprefix("curve-").rsplit("-", 1)[0]
+        groups.setdefault(label, []).append((q, 100 * float(np.mean(list(diffs[name].values())))))
+    for label, points in groups.items():
+        points.sort()
+        style = dict(marker="s", linestyle=":", color="black") if label == "paper" else dict(marker="o")
+        name = "paper preset\n(configs/paper.yaml)" if label == "paper" else f"{label} (default config)"
+        ax.plot(*zip(*points), label=name, **style)
+    ax.set_xscale("log")
+    ax.set_xlabel("model queries per photo")
+    ax.set_ylabel("DiffAUC ×100 (mean over photos)")
+    ax.set_title(f"decam: quality against query budget ({len(next(iter(diffs.values())))} dev photos)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
 
 
 def main() -> None:

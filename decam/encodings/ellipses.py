@@ -35,8 +35,17 @@ class Ellipses(Encoding):
         return 5 * self.K
 
     def render(self, genomes: torch.Tensor) -> torch.Tensor:
-        return render_shapes(genomes, self.K, self.height, self.width, self.min_side, self.max_side, _in_ellipse)
+        return render_shapes(genomes, self.K, self.height, self.width, self.min_side, self.max_side, _ellipse_span)
 
 
-def _in_ellipse(u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    return u.square_().add_(v.square_()) <= 1.0
+def _ellipse_span(c: torch.Tensor, s: torch.Tensor, a: torch.Tensor, b: torch.Tensor,
+                  dy: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The row's run: roots in dx of (c·dx + s·dy)²/a² + (c·dy − s·dx)²/b² = 1."""
+    ia2, ib2 = a.reciprocal().square(), b.reciprocal().square()
+    qa = c * c * ia2 + s * s * ib2
+    qb = dy * c * s * (ia2 - ib2)  # half the linear coefficient
+    qc = dy * dy * (s * s * ia2 + c * c * ib2) - 1.0
+    root = (qb * qb - qa * qc).clamp(min=-1.0)
+    half = root.clamp(min=0.0).sqrt()
+    missed = torch.where(root < 0, torch.inf, 0.0)
+    return (-qb - half) / qa + missed, (-qb + half) / qa - missed

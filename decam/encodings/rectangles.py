@@ -37,8 +37,19 @@ class Rectangles(Encoding):
         if not self.rotate:
             genomes = genomes.reshape(genomes.shape[0], self.K, 5).clone()
             genomes[..., 4] = 0.0
-        return render_shapes(genomes, self.K, self.height, self.width, self.min_side, self.max_side, _in_rectangle)
+        return render_shapes(genomes, self.K, self.height, self.width, self.min_side, self.max_side, _rectangle_span)
 
 
-def _in_rectangle(u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    return torch.maximum(u.abs_(), v.abs_()) <= 1.0
+def _rectangle_span(c: torch.Tensor, s: torch.Tensor, a: torch.Tensor, b: torch.Tensor,
+                     dy: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The row's run: the dx with |c·dx + s·dy| <= a and |c·dy − s·dx| <= b (two slabs)."""
+    lo1, hi1 = _slab(c, -s * dy, a)
+    lo2, hi2 = _slab(-s, -c * dy, b)
+    return torch.maximum(lo1, lo2), torch.minimum(hi1, hi2)
+
+
+def _slab(k: torch.Tensor, offset: torch.Tensor, half: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """dx with |k·dx − offset| <= half; a vanishing k gives all or nothing (huge bounds either way)."""
+    k = torch.where(k.abs() < 1e-9, 1e-9, k)
+    p, q = (offset - half) / k, (offset + half) / k
+    return torch.minimum(p, q), torch.maximum(p, q)
