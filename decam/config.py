@@ -51,6 +51,7 @@ class RunConfig:
     batch_size: int = 64
     precision: str = "auto"
     device: str = "cpu"
+    fold_batchnorm: bool = True  # search with BatchNorm folded into the convolutions (same outputs, faster)
 
 
 TOP_LEVEL_CHECKS: dict[str, Range | tuple] = {

@@ -19,6 +19,7 @@ from PIL import Image
 from decam.config import load_config, plugin_kwargs
 from decam.batching import SharedForward
 from decam.errors import ConfigError, InputError, ModelOutputError
+from decam.folding import fold_batchnorm
 from decam.images import fill_image, open_image, to_input
 from decam.models import LoadedModel, from_callable, load_model, resolve_precision, tune_allocator
 from decam.problem import SaliencyProblem
@@ -76,8 +77,11 @@ class Explainer:
         if self.device.type == "cuda" and not torch.cuda.is_available():
             raise ConfigError(f"device={self.config.device}: no CUDA device is available")
         self.precision = resolve_precision(self.config.precision, self.device)
+        self._search_forward = self.model.forward
         if self.model.module is not None:
             self.model.module.to(self.device).to(memory_format=torch.channels_last)
+            if self.config.fold_batchnorm and self.model.forward is self.model.module:
+                self._search_forward = fold_batchnorm(self.model.module)
 
     def prepare(self, image: str | Path | Image.Image | torch.Tensor) -> torch.Tensor:
         """A path, PIL image or tensor → model input ``(3, H, W)`` on the explainer's device."""
@@ -108,7 +112,7 @@ class Explainer:
         with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
             if self.config.seed is not None:
                 torch.manual_seed(self.config.seed)
-            return self._explain(image, target, progress, self.model.forward)
+            return self._explain(image, target, progress, self._search_forward)
 
     def explain_many(
         self,
@@ -130,7 +134,7 @@ class Explainer:
         group = images_per_batch or max(1, self.config.batch_size // max(popsize, 1))
         for first in range(0, len(images), group):
             idx = list(range(first, min(first + group, len(images))))
-            shared = SharedForward(self.model.forward, self._autocast)
+            shared = SharedForward(self._search_forward, self._autocast)
             for i in idx:
                 shared.join(i)
 

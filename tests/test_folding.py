@@ -1,0 +1,58 @@
+"""BatchNorm folding keeps the network's outputs and leaves models it cannot handle alone."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from decam.folding import fold_batchnorm
+
+
+class PaddedConv(nn.Conv2d):
+    """A Conv2d subclass that pads in its forward, as TF-style 'same' convolutions do."""
+
+    def forward(self, x):
+        return F.conv2d(F.pad(x, (0, 1, 0, 1)), self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
+
+
+def net() -> nn.Module:
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8), nn.ReLU(),
+        PaddedConv(8, 8, 3, stride=2, groups=8), nn.BatchNorm2d(8), nn.ReLU6(),
+        nn.Conv2d(8, 4, 1), nn.BatchNorm2d(4),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 5),
+    )
+    for m in model.modules():  # running statistics far from the identity, so a wrong fold shows
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.uniform_(-1, 1)
+            m.running_var.uniform_(0.5, 2)
+            m.weight.data.uniform_(0.5, 1.5)
+            m.bias.data.uniform_(-0.5, 0.5)
+    return model.eval()
+
+
+def test_folded_network_gives_the_same_logits_without_batchnorm():
+    model = net()
+    folded = fold_batchnorm(model)
+    x = torch.rand(4, 3, 16, 16)
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in folded.modules())
+    torch.testing.assert_close(folded(x), model(x), rtol=1e-5, atol=1e-5)
+    assert sum(isinstance(m, nn.BatchNorm2d) for m in model.modules()) == 3  # the original is untouched
+
+
+def test_training_and_untraceable_models_are_returned_unchanged():
+    training = net().train()
+    assert fold_batchnorm(training) is training
+
+    class Branchy(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.body = net()
+
+        def forward(self, x):
+            return self.body(x) if x.mean() > 0 else -self.body(x)  # data-dependent: fx cannot trace it
+
+    branchy = Branchy().eval()
+    assert fold_batchnorm(branchy) is branchy
