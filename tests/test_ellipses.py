@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import math
-
 import pytest
 import torch
 
 from decam.encodings.ellipses import Ellipses
+from reference_shapes import slow_render
 
 
 def render(genes: list[list[float]], size: int = 64, **kw) -> torch.Tensor:
@@ -16,22 +15,7 @@ def render(genes: list[list[float]], size: int = 64, **kw) -> torch.Tensor:
 
 
 def slow_reference(genome: torch.Tensor, K: int, H: int, W: int, lo: float, hi: float) -> torch.Tensor:
-    """Pixel-by-pixel loop over the paper's definition, to check the vectorized renderer."""
-    out = torch.zeros(H, W)
-    for k in range(K):
-        x0, y0, x1, y1, r = genome[5 * k: 5 * k + 5].tolist()
-        x0, y0, x1, y1 = (min(max(v, 0.0), 1.0) for v in (x0, y0, x1, y1))
-        w = min(max(abs(x1 - x0), lo), hi) * W
-        h = min(max(abs(y1 - y0), lo), hi) * H
-        cx, cy, th = (x0 + x1) / 2 * W, (y0 + y1) / 2 * H, (r % 1.0) * math.pi
-        for i in range(H):
-            for j in range(W):
-                dx, dy = j + 0.5 - cx, i + 0.5 - cy
-                u = dx * math.cos(th) + dy * math.sin(th)
-                v = -dx * math.sin(th) + dy * math.cos(th)
-                if (u / (w / 2)) ** 2 + (v / (h / 2)) ** 2 <= 1 + 1e-5:
-                    out[i, j] = 1.0
-    return out
+    return slow_render(genome, K, H, W, lo, hi, lambda u, v, a, b: (u / a) ** 2 + (v / b) ** 2 <= 1 + 1e-5)
 
 
 def test_shape_dtype_and_binary_values():

@@ -2,30 +2,14 @@
 
 from __future__ import annotations
 
-import math
-
 import torch
 
 from decam.encodings.rectangles import Rectangles
+from reference_shapes import slow_render
 
 
 def slow_reference(genome: torch.Tensor, K: int, H: int, W: int, lo: float, hi: float) -> torch.Tensor:
-    """Pixel-by-pixel loop: a pixel is in when its centre is within both half-sides of a box."""
-    out = torch.zeros(H, W)
-    for k in range(K):
-        x0, y0, x1, y1, r = genome[5 * k: 5 * k + 5].tolist()
-        x0, y0, x1, y1 = (min(max(v, 0.0), 1.0) for v in (x0, y0, x1, y1))
-        w = min(max(abs(x1 - x0), lo), hi) * W
-        h = min(max(abs(y1 - y0), lo), hi) * H
-        cx, cy, th = (x0 + x1) / 2 * W, (y0 + y1) / 2 * H, (r % 1.0) * math.pi
-        for i in range(H):
-            for j in range(W):
-                dx, dy = j + 0.5 - cx, i + 0.5 - cy
-                u = dx * math.cos(th) + dy * math.sin(th)
-                v = -dx * math.sin(th) + dy * math.cos(th)
-                if abs(u) <= w / 2 + 1e-5 and abs(v) <= h / 2 + 1e-5:
-                    out[i, j] = 1.0
-    return out
+    return slow_render(genome, K, H, W, lo, hi, lambda u, v, a, b: abs(u) <= a + 1e-5 and abs(v) <= b + 1e-5)
 
 
 def test_rotated_rectangles_match_slow_reference():
