@@ -313,18 +313,20 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     labels = read_labels(args.labels) if args.labels else None
     images = expand_images(image_args)[: args.limit]
 
-    import torch
     from tqdm.auto import tqdm
 
-    from decam.evaluate import Evaluation, build_methods, markdown_table, summary_table
-    from decam.models import load_model, resolve_precision, tune_allocator
+    from decam.evaluate import Evaluation, evaluation_spec, markdown_table, summary_table
 
-    tune_allocator()
-    model = load_model(cfg.model, cfg.weights)
-    precision = resolve_precision(cfg.precision, torch.device(cfg.device))
-    methods = build_methods(names, model, cfg, options, precision)
-    evaluation = Evaluation(model, methods, args.out, labels=labels, precision=precision,
-                            batch_size=cfg.batch_size, device=cfg.device, gallery_rows=args.gallery)
+    spec = evaluation_spec(cfg, names, options, labels)
+    # with --ray the driver scores nothing: it checks the methods here, on the CPU, and writes the outputs
+    evaluation = Evaluation.from_spec(spec, args.out, args.gallery, device="cpu" if args.ray is not None else None)
+    score_all = None  # each image scored here
+    if args.ray is not None:
+        from functools import partial
+
+        from decam.distributed import ray_evaluate
+
+        score_all = partial(ray_evaluate, evaluation, spec, address=None if args.ray == "local" else args.ray)
     bar = tqdm(total=len(images), unit="img", desc="evaluate", file=sys.stderr, disable=args.quiet)
 
     def on_image(result) -> None:
@@ -333,7 +335,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             bar.write(f"decam: error: {result.error}", file=sys.stderr)
 
     try:
-        evaluation.run(images, on_image)
+        evaluation.run(images, on_image, score_all)
     finally:
         bar.close()
     failures = evaluation.failures()
@@ -460,6 +462,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--experiment", help="MLflow experiment (default: decam-evaluate; implies --mlflow)")
     ev.add_argument("--tracking-uri", help="MLflow store (default: $MLFLOW_TRACKING_URI or MLflow's default; "
                     "implies --mlflow)")
+    ev.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
+                    help="spread images over a Ray cluster (no ADDRESS: a local Ray instance)")
     ev.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     ev.set_defaults(func=cmd_evaluate)
 

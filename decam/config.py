@@ -52,6 +52,8 @@ class RunConfig:
     precision: str = "auto"
     device: str = "cpu"
     fold_batchnorm: bool = True  # search with BatchNorm folded into the convolutions (same outputs, faster)
+    actors: int = 0  # Ray actors that share each search's fitness evaluation (0: evaluate in this process)
+    gpus_per_actor: float = 0.0  # GPUs Ray reserves for each actor (fractions share a GPU)
 
 
 TOP_LEVEL_CHECKS: dict[str, Range | tuple] = {
@@ -62,6 +64,8 @@ TOP_LEVEL_CHECKS: dict[str, Range | tuple] = {
     "fill": FILLS,
     "precision": PRECISIONS,
     "objective": ("logit", "probability"),
+    "actors": Range(0, 4096),
+    "gpus_per_actor": Range(0, 64),
 }
 
 
@@ -164,6 +168,19 @@ def validate(cfg: DictConfig) -> None:
         cfg[section] = validate_section(section, registry, dict(cfg[section]), skip)
         _check_finite(f"{section}.", cfg[section])
     _check_budget(cfg.budget, cfg.searcher)
+    _check_actors(cfg.actors, cfg.gpus_per_actor, cfg.device)
+
+
+def _check_actors(actors: int, gpus_per_actor: float, device: str) -> None:
+    """evotorch splits each population over ``actors`` ≥ 2 actors and keeps the search on the CPU."""
+    if actors == 1:
+        raise ConfigError("actors=1: expected 0 (evaluate in this process) or at least 2 "
+                          "(evotorch does not use a single actor)")
+    if gpus_per_actor > 0 and actors == 0:
+        raise ConfigError(f"gpus_per_actor={gpus_per_actor:g} needs actors >= 2")
+    if actors and device != "cpu":
+        raise ConfigError(f"actors={actors} needs device=cpu (got {device!r}): with actors the search stays on "
+                          "the CPU; give each actor a GPU for the model with gpus_per_actor=1")
 
 
 def _check_budget(budget: int | None, searcher: dict) -> None:

@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 
 from decam.baselines import METHODS, Method, create_method
 from decam.errors import ConfigError, DecamError, InputError, ModelOutputError
@@ -55,6 +57,17 @@ class ImageResult:
     rows: list[Row] = field(default_factory=list)
     error: str | None = None
     exit_code: int = 0
+
+
+@dataclass
+class ImageScores:
+    """What scoring one image gives, before anything is written (it may travel from a Ray worker):
+    the result, the model input ``(3, H, W)`` on the CPU, and each method's map and curves."""
+
+    result: ImageResult
+    x: torch.Tensor | None = None
+    maps: dict[str, np.ndarray] = field(default_factory=dict)
+    scores: dict[str, CurveScores] = field(default_factory=dict)
 
 
 def split_method_options(overrides: list[str]) -> tuple[list[str], dict[str, dict]]:
@@ -98,6 +111,16 @@ def build_methods(names: Sequence[str], model: LoadedModel, config, options: dic
         params.pop("name")
         out[name] = create_method(name, model, precision, **params)
     return out
+
+
+def evaluation_spec(config, methods: Sequence[str], options: dict[str, dict] | None = None,
+                    labels: dict[str, int] | None = None) -> str:
+    """Everything :meth:`Evaluation.from_spec` needs, as one JSON string (a Ray worker rebuilds the
+    Evaluation from it): the decam config, which holds the model, the methods, their options and the labels."""
+    from omegaconf import OmegaConf
+
+    return json.dumps({"config": OmegaConf.to_container(config), "methods": list(methods),
+                       "options": options or {}, "labels": labels}, sort_keys=True)
 
 
 def read_labels(path: str | Path) -> dict[str, int]:
@@ -145,12 +168,41 @@ class Evaluation:
         self._gallery: list[tuple[str, torch.Tensor, dict[str, np.ndarray]]] = []
         self._used_stems: set[str] = set()
 
-    def run(self, images: Sequence[str | Path], on_image: Callable[[ImageResult], None] | None = None) -> list[ImageResult]:
-        """Evaluate ``images`` in order, rewriting the tables after each; figures at the end."""
-        for path in images:
-            result = self.evaluate_image(path)
-            self.results.append(result)
-            self.write_tables()
+    @classmethod
+    def from_spec(cls, spec: str, out_dir: str | Path = ".", gallery_rows: int = 8,
+                  device: str | None = None) -> Evaluation:
+        """Load the model and build the methods an :func:`evaluation_spec` describes. ``device``
+        overrides the config's (the driver of a Ray run, which only writes, stays on the CPU)."""
+        from omegaconf import OmegaConf
+
+        from decam.models import load_model, resolve_precision, tune_allocator
+
+        spec = json.loads(spec)
+        cfg = OmegaConf.create(spec["config"])
+        if device is not None:
+            cfg.device = device
+        tune_allocator()
+        model = load_model(cfg.model, cfg.weights)
+        precision = resolve_precision(cfg.precision, torch.device(cfg.device))
+        methods = build_methods(spec["methods"], model, cfg, spec["options"], precision)
+        return cls(model, methods, out_dir, labels=spec["labels"], precision=precision, batch_size=cfg.batch_size,
+                   device=cfg.device, gallery_rows=gallery_rows)
+
+    def run(
+        self,
+        images: Sequence[str | Path],
+        on_image: Callable[[ImageResult], None] | None = None,
+        score_all: Callable[[list[tuple[Path, str]]], Iterable[ImageScores]] | None = None,
+    ) -> list[ImageResult]:
+        """Evaluate ``images`` in order, rewriting the tables after each; figures at the end.
+
+        ``score_all`` scores the ``(path, stem)`` jobs elsewhere and yields their ImageScores in job
+        order (:func:`decam.distributed.ray_evaluate`); by default each image is scored here.
+        """
+        jobs = [(Path(path), unique_stem(str(path), self._used_stems)) for path in images]
+        scored = score_all(jobs) if score_all is not None else (self.score(path, stem) for path, stem in jobs)
+        for item in scored:
+            result = self.record(item)
             if on_image is not None:
                 on_image(result)
         if self._gallery:
@@ -175,13 +227,15 @@ class Evaluation:
             raise InputError(f"{path.name}: label {target} is outside the model's {probs.numel()} classes")
         return target, float(probs[target])
 
-    def evaluate_image(self, path: str | Path) -> ImageResult:
-        """All methods on one image; any failure → an ImageResult with ``error`` and no rows."""
+    def score(self, path: str | Path, stem: str, image: Image.Image | None = None) -> ImageScores:
+        """All methods on one image (``image``: already decoded, else opened from ``path``); nothing
+        is written. Any failure → ImageScores whose result has ``error`` and no rows."""
         path = Path(path)
-        result = ImageResult(str(path), unique_stem(str(path), self._used_stems))
-        method = "loading"
+        result = ImageResult(str(path), stem)
+        method = None
         try:
-            x = to_input(open_image(path), self.model.input_size, self.model.resize).to(self.device)
+            x = to_input(open_image(path) if image is None else image, self.model.input_size,
+                         self.model.resize).to(self.device)
             target, prob = self.target_for(path, x)
             maps, scores = {}, {}
             for method, explain in self.methods.items():
@@ -196,15 +250,26 @@ class Evaluation:
         except KeyboardInterrupt:
             raise
         except Exception as e:  # reported and skipped: one bad image or method failure must not end the run
-            msg = " ".join(str(e).split()) if isinstance(e, DecamError) else f"{type(e).__name__}: {e}"
-            where = "" if method == "loading" else f"{method}: "
-            prefix = "" if msg.startswith(str(path)) else f"{path}: "
-            result.rows, result.error = [], f"{prefix}{where}{msg}"
-            result.exit_code = e.exit_code if isinstance(e, DecamError) else 1
-            return result
-        self.write_image_outputs(result.stem, x, maps, scores, result.rows[0].class_name)
-        if len(self._gallery) < self.gallery_rows:
-            self._gallery.append((result.stem, x.cpu(), maps))
+            return self.failed(path, stem, e, method)
+        return ImageScores(result, x.cpu(), maps, scores)
+
+    def failed(self, path: str | Path, stem: str, error: Exception, method: str | None = None) -> ImageScores:
+        """An image that ``error`` stopped (while ``method`` ran, or before any): no rows, a one-line error."""
+        msg = " ".join(str(error).split()) if isinstance(error, DecamError) else f"{type(error).__name__}: {error}"
+        where = f"{method}: " if method else ""
+        prefix = "" if msg.startswith(str(path)) else f"{path}: "
+        code = error.exit_code if isinstance(error, DecamError) else 1
+        return ImageScores(ImageResult(str(path), stem, error=f"{prefix}{where}{msg}", exit_code=code))
+
+    def record(self, scored: ImageScores) -> ImageResult:
+        """Keep one image's outcome: its maps, curves and gallery row, then the tables rewritten."""
+        result = scored.result
+        if result.error is None:
+            self.write_image_outputs(result.stem, scored.x, scored.maps, scored.scores, result.rows[0].class_name)
+            if len(self._gallery) < self.gallery_rows:
+                self._gallery.append((result.stem, scored.x, scored.maps))
+        self.results.append(result)
+        self.write_tables()
         return result
 
     def write_image_outputs(self, stem: str, x: torch.Tensor, maps: dict[str, np.ndarray],

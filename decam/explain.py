@@ -77,6 +77,10 @@ class Explainer:
         if self.device.type == "cuda" and not torch.cuda.is_available():
             raise ConfigError(f"device={self.config.device}: no CUDA device is available")
         self.precision = resolve_precision(self.config.precision, self.device)
+        self.actors = int(self.config.get("actors", 0))
+        if self.actors and self.model.source is None:
+            raise ConfigError(f"actors={self.actors}: each actor loads the model itself, so give it by name (a "
+                              "registered name, torchvision:<arch> or package.module:function), not as a Python object")
         self._search_forward = self.model.forward
         if self.model.module is not None:
             self.model.module.to(self.device).to(memory_format=torch.channels_last)
@@ -132,6 +136,8 @@ class Explainer:
         targets = targets if targets is not None else [None] * len(images)
         popsize = int(self.config.searcher.get("popsize") or self.config.batch_size)
         group = images_per_batch or max(1, self.config.batch_size // max(popsize, 1))
+        if self.actors:  # the actors share one search's batches instead
+            group = 1
         for first in range(0, len(images), group):
             idx = list(range(first, min(first + group, len(images))))
             shared = SharedForward(self._search_forward, self._autocast)
@@ -213,7 +219,27 @@ class Explainer:
             channels_last=self.model.module is not None,
             seed=cfg.seed,
             observer=aggregator.observe,
+            **self._actor_options(),
         )
+        try:
+            return self._run_search(problem, encoding, aggregator, progress)
+        finally:
+            if problem.actors is not None:
+                problem.kill_actors()
+
+    def _actor_options(self) -> dict:
+        """SaliencyProblem's arguments for ``actors`` (Ray connected first: decam.distributed.connect)."""
+        if not self.actors:
+            return {}
+        from decam.distributed import connect
+
+        connect()
+        return {"actors": self.actors, "gpus_per_actor": float(self.config.get("gpus_per_actor", 0.0)),
+                "model_source": self.model.source}
+
+    def _run_search(self, problem: SaliencyProblem, encoding, aggregator,
+                    progress) -> tuple[torch.Tensor, SaliencyProblem, list[dict]]:
+        cfg = self.config
         searcher = SEARCHERS[cfg.searcher.name](problem, **plugin_kwargs(cfg.searcher))
         history: list[dict] = []
         generation, last_cost = 0, 0

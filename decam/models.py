@@ -12,7 +12,7 @@ import importlib
 import os
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -40,6 +40,9 @@ class LoadedModel:
     name: str = "callable"
     module: nn.Module | None = field(default=None, repr=False)
     """The same network as an ``nn.Module`` when there is one (gradient baselines need it)."""
+    source: tuple[str, str | None] | None = None
+    """``(name, weights)`` that :func:`load_model` rebuilds it from in another process (a Ray actor);
+    None for a callable handed over from Python code."""
 
     def class_name(self, index: int) -> str:
         if self.class_names and 0 <= index < len(self.class_names):
@@ -158,6 +161,10 @@ def load_model(name: str, weights: str | None = None) -> LoadedModel:
     ``weights``: None for the model's default weights, ``"random"`` for random ones (timing only),
     or a path to a state-dict checkpoint (loaded with ``weights_only=True``).
     """
+    return replace(_load(name, weights), source=(name, weights))  # a copy: a factory may hand out a shared one
+
+
+def _load(name: str, weights: str | None) -> LoadedModel:
     if name.startswith("torchvision:"):
         return torchvision_model(name.split(":", 1)[1], weights)
     if ":" in name:

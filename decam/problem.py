@@ -29,7 +29,14 @@ class SaliencyProblem(Problem):
     The whole population is rendered and composed at once; the model runs in chunks of
     ``batch_size`` under ``torch.inference_mode()``. ``queries`` counts the images sent to the model.
     ``observer(masks, scores)`` sees every evaluated batch (scores: ``logit``, ``probability``, ``fitness``).
-    Only initial bounds are declared: encodings make any real genome valid.
+    Only initial bounds are declared: encodings make any real genome valid. Beside each fitness the
+    evaluation data holds the mask's area, the target logit and its probability.
+
+    ``actors`` ≥ 2 spreads each batch over that many Ray actors (evotorch's ``num_actors``; the image
+    and population stay on the CPU). The problem travels to the actors without its model: each
+    actor loads it once from ``model_source`` (``(name, weights)`` for :func:`~decam.models.load_model`)
+    in evotorch's ``_prepare`` hook, on a GPU when ``gpus_per_actor`` > 0. The observer, the query
+    count and the timings stay in this process (masks are rendered again here for the observer).
     """
 
     def __init__(
@@ -48,7 +55,13 @@ class SaliencyProblem(Problem):
         objective: str = "logit",
         observer: Callable[[torch.Tensor, dict[str, torch.Tensor]], None] | None = None,
         profile: bool = False,
+        actors: int = 0,
+        gpus_per_actor: float = 0.0,
+        model_source: tuple[str, str | None] | None = None,
     ) -> None:
+        if actors and model_source is None:
+            raise ValueError("actors need model_source, the (name, weights) each actor loads the model from")
+        self.model_source, self.gpus_per_actor = model_source, float(gpus_per_actor)
         self.forward, self.target, self.encoding = forward, int(target), encoding
         self.image = image
         fill = torch.zeros_like(image) if fill is None else fill.to(image)
@@ -71,9 +84,36 @@ class SaliencyProblem(Problem):
             initial_bounds=(lo, hi),
             dtype=torch.float32,
             device=image.device,
-            eval_data_length=1,  # mask area, kept beside each fitness
+            eval_data_length=3,  # mask area, target logit, target probability
             seed=seed,
+            num_actors=actors,
+            num_gpus_per_actor=self.gpus_per_actor or None,
         )
+
+    @property
+    def _nonserialized_attribs(self) -> list[str]:
+        # what stays behind when evotorch ships the problem to its actors: the model (each actor
+        # loads its own in _prepare) and the observer (fed here, in _evaluate_all)
+        return ["forward", "observer"] if self.num_actors else []
+
+    def seed(self, value: int) -> None:
+        """What evotorch 0.6.1's actors call on a problem with its own generator (Problem names it manual_seed)."""
+        self.manual_seed(value)
+
+    def _prepare(self) -> None:
+        """evotorch's hook where the problem evaluates: an actor's copy loads the model here, once."""
+        if self.forward is not None:
+            return
+        from decam.models import load_model
+
+        model = load_model(*self.model_source)
+        device = self.aux_device if self.gpus_per_actor > 0 else torch.device("cpu")
+        if model.module is not None:
+            model.module.to(device)
+            if self.channels_last:
+                model.module.to(memory_format=torch.channels_last)
+        self.forward = model.forward
+        self.image, self.fill_hwc, self.delta_hwc = (t.to(device) for t in (self.image, self.fill_hwc, self.delta_hwc))
 
     def _autocast(self):
         if self.precision == "bf16":
@@ -126,11 +166,27 @@ class SaliencyProblem(Problem):
         genomes = batch.values.as_subclass(torch.Tensor)  # evotorch hands out read-only tensors
         t = time.perf_counter()
         with torch.inference_mode():
-            masks = self.encoding.render(genomes)
+            masks = self.encoding.render(genomes).to(self.delta_hwc.device)  # an actor's GPU, if it has one
         self._tick("render", t)
         area = masks.mean(dim=(1, 2))
         logit, prob = self.score(masks)
         fitness = (logit if self.objective == "logit" else prob) - self.alpha * area
         if self.observer is not None:
             self.observer(masks, {"logit": logit, "probability": prob, "fitness": fitness})
-        batch.set_evals(fitness.to(batch.values.device), area.unsqueeze(1))
+        device = batch.values.device
+        batch.set_evals(fitness.to(device), torch.stack([area, logit, prob], dim=1).to(device))
+
+    def _evaluate_all(self, batch: SolutionBatch) -> None:
+        if self.actors is None:  # evaluated right here (no actors, or this is an actor's copy)
+            super()._evaluate_all(batch)
+            return
+        t = time.perf_counter()
+        super()._evaluate_all(batch)  # each actor evaluates a piece; the evaluation data comes back with it
+        t = self._tick("forward", t)
+        self.queries += len(batch)
+        if self.observer is not None:
+            with torch.inference_mode():
+                masks = self.encoding.render(batch.values.as_subclass(torch.Tensor))
+            self._tick("render", t)
+            evals = batch.evals.as_subclass(torch.Tensor)
+            self.observer(masks, {"logit": evals[:, 2], "probability": evals[:, 3], "fitness": evals[:, 0]})

@@ -43,6 +43,11 @@ from decam.registry import SEARCHERS, plugin_params
         (["budget=63"], "budget=63 does not cover the first generation of searcher 'de' (up to 2 × popsize = 64"),
         # unknown plugin
         (["searcher=cmaz"], "unknown searcher 'cmaz': did you mean 'cmaes'"),
+        # Ray actors (decam.problem)
+        (["actors=-1"], "actors=-1 is out of range: expected [0, 4096]"),
+        (["actors=1"], "actors=1: expected 0 (evaluate in this process) or at least 2"),
+        (["gpus_per_actor=0.5"], "gpus_per_actor=0.5 needs actors >= 2"),
+        (["actors=2", "device=cuda"], "actors=2 needs device=cpu (got 'cuda')"),
     ],
 )
 def test_bad_values_are_one_line_errors_naming_key_and_valid_range(overrides, expected):

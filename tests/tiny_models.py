@@ -100,3 +100,11 @@ def not_callable() -> int:
 def plain_callable():
     """A bare callable (no LoadedModel): decam feeds it images at the default input size."""
     return Tiny()
+
+
+def oracle() -> LoadedModel:
+    """conftest's OracleModel by name, for Ray actors that load the model themselves: class 0's
+    logit is the kept fraction of a 16x16 box at rows 8–24, columns 30–46 of a 48x48 image."""
+    from conftest import OracleModel
+
+    return LoadedModel(OracleModel(region=(8, 30, 24, 46)), SIZE, None, ["evidence", "constant"], "oracle")
