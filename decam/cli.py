@@ -365,21 +365,38 @@ def _default(value: object) -> str:
     return repr(float(f"{value:.6g}")) if isinstance(value, float) else repr(value)
 
 
+def _run_defaults(default, section: str, name: str) -> dict:
+    """The section a run gets with ``section=name`` on the default config ({} if it does not validate)."""
+    from decam.config import load_config
+
+    if name == default[section]["name"]:
+        return dict(default[section])
+    try:
+        return dict(load_config(None, [f"{section}={name}"])[section])
+    except DecamError:
+        return {}
+
+
 def cmd_list(args: argparse.Namespace) -> int:
-    from decam.config import SECTIONS
+    from decam.config import SECTIONS, load_config
     from decam.models import MODELS
     from decam.registry import plugin_params
 
+    default = load_config()
+    print("Parameters show the values a run starts from: configs/default.yaml for the default plugin "
+          "(marked *), else the plugin's configs/<section>/<name>.yaml or its own defaults.")
     for section, (registry, skip) in SECTIONS.items():
         print(f"{section}s:")
         for name in registry:
             factory = registry[name]
+            start = _run_defaults(default, section, name)
             params = ", ".join(
-                f"{p.name}={_default(p.default)}" + (f" {p.range.describe()}" if p.range else "")
+                f"{p.name}={_default(start.get(p.name, p.default))}" + (f" {p.range.describe()}" if p.range else "")
                 for p in plugin_params(factory, skip=skip)
             )
             doc = _summary_line(factory)
-            print(f"  {name:<14} {params}")
+            mark = "*" if name == default[section]["name"] else " "
+            print(f" {mark}{name:<14} {params}")
             if doc:
                 print(f"  {'':<14} {doc}")
     print("models:")
@@ -400,6 +417,27 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_run_options(parser: argparse.ArgumentParser, budget_help: str) -> None:
+    """The model and config options that ``explain`` and ``evaluate`` share."""
+    parser.add_argument("--model", help="registered name, torchvision:<arch> or package.module:function")
+    parser.add_argument("--config", help="YAML file merged over configs/default.yaml (e.g. configs/paper.yaml)")
+    parser.add_argument("--seed", type=int)
+    parser.add_argument("--popsize", type=int)
+    parser.add_argument("--generations", type=int)
+    parser.add_argument("--budget", type=int, help=budget_help)
+
+
+def _add_tracking_options(parser: argparse.ArgumentParser, mlflow_help: str, experiment: str) -> None:
+    """MLflow and Ray options of ``explain`` and ``evaluate`` (and the hidden per-command --debug)."""
+    parser.add_argument("--mlflow", action="store_true", help=mlflow_help)
+    parser.add_argument("--experiment", help=f"MLflow experiment (default: {experiment}; implies --mlflow)")
+    parser.add_argument("--tracking-uri", help="MLflow store, e.g. sqlite:///mlflow.db or http://127.0.0.1:5000 "
+                        "(default: $MLFLOW_TRACKING_URI or MLflow's default; implies --mlflow)")
+    parser.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
+                        help="spread images over a Ray cluster (no ADDRESS: a local Ray instance)")
+    parser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="decam", description="Black-box saliency maps by evolutionary search.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
@@ -408,24 +446,13 @@ def build_parser() -> argparse.ArgumentParser:
     ex = sub.add_parser("explain", help="explain images (no IMAGE: an embedded photo)")
     ex.add_argument("items", nargs="*", metavar="IMAGE|key=value",
                     help="image files or folders, and config overrides such as searcher.CR=0.5")
-    ex.add_argument("--model", help="registered name, torchvision:<arch> or package.module:function")
     ex.add_argument("--target", type=int, help="class index to explain (default: top-1)")
     ex.add_argument("--out", default="decam-out", help="output folder (default: decam-out)")
-    ex.add_argument("--config", help="YAML file merged over configs/default.yaml (e.g. configs/paper.yaml)")
-    ex.add_argument("--seed", type=int)
-    ex.add_argument("--popsize", type=int)
-    ex.add_argument("--generations", type=int)
-    ex.add_argument("--budget", type=int, help="total model queries (decides the generations)")
+    _add_run_options(ex, "total model queries (decides the generations)")
     ex.add_argument("--quiet", action="store_true", help="no progress bar or summary lines")
     ex.add_argument("--resume", action="store_true",
                     help="skip images whose outputs in --out are complete (e.g. after an interrupted run)")
-    ex.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
-    ex.add_argument("--mlflow", action="store_true", help="log every image as an MLflow run (or tracking.enabled=true)")
-    ex.add_argument("--experiment", help="MLflow experiment (default: decam; implies --mlflow)")
-    ex.add_argument("--tracking-uri", help="MLflow store, e.g. sqlite:///mlflow.db or http://127.0.0.1:5000 "
-                    "(default: $MLFLOW_TRACKING_URI or MLflow's default; implies --mlflow)")
-    ex.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
-                    help="spread images over a Ray cluster (no ADDRESS: a local Ray instance)")
+    _add_tracking_options(ex, "log every image as an MLflow run (or tracking.enabled=true)", "decam")
     ex.set_defaults(func=cmd_explain)
 
     sw = sub.add_parser("sweep", help="run a study (see experiments/): one MLflow parent run, a child per config and image")
@@ -448,23 +475,12 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--methods", default="decam,gradcam,gradcampp,fullgrad,ig,rise,lime,random",
                     help="comma-separated methods (decam list shows them; default: %(default)s)")
     ev.add_argument("--labels", help="CSV with file,class_index columns giving each image's target (default: top-1)")
-    ev.add_argument("--model", help="registered name, torchvision:<arch> or package.module:function")
     ev.add_argument("--out", default="decam-eval", help="output folder (default: decam-eval)")
     ev.add_argument("--limit", type=int, help="use the first N images only")
     ev.add_argument("--gallery", type=int, default=8, help="images in gallery.png (default: 8)")
-    ev.add_argument("--config", help="YAML file for the decam method, merged over configs/default.yaml")
-    ev.add_argument("--seed", type=int)
-    ev.add_argument("--popsize", type=int)
-    ev.add_argument("--generations", type=int)
-    ev.add_argument("--budget", type=int, help="decam's model queries per image (decides the generations)")
+    _add_run_options(ev, "decam's model queries per image (decides the generations)")
     ev.add_argument("--quiet", action="store_true", help="no progress bar or summary table")
-    ev.add_argument("--mlflow", action="store_true", help="log the comparison to MLflow")
-    ev.add_argument("--experiment", help="MLflow experiment (default: decam-evaluate; implies --mlflow)")
-    ev.add_argument("--tracking-uri", help="MLflow store (default: $MLFLOW_TRACKING_URI or MLflow's default; "
-                    "implies --mlflow)")
-    ev.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
-                    help="spread images over a Ray cluster (no ADDRESS: a local Ray instance)")
-    ev.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    _add_tracking_options(ev, "log the comparison to MLflow", "decam-evaluate")
     ev.set_defaults(func=cmd_evaluate)
 
     ls = sub.add_parser("list", help="registered encodings, searchers, aggregators and models")

@@ -235,7 +235,7 @@ class Explainer:
 
         connect()
         return {"actors": self.actors, "gpus_per_actor": float(self.config.get("gpus_per_actor", 0.0)),
-                "model_source": self.model.source}
+                "model_source": self.model.source, "fold_batchnorm": bool(self.config.fold_batchnorm)}
 
     def _run_search(self, problem: SaliencyProblem, encoding, aggregator,
                     progress) -> tuple[torch.Tensor, SaliencyProblem, list[dict]]:

@@ -58,10 +58,12 @@ class SaliencyProblem(Problem):
         actors: int = 0,
         gpus_per_actor: float = 0.0,
         model_source: tuple[str, str | None] | None = None,
+        fold_batchnorm: bool = True,
     ) -> None:
         if actors and model_source is None:
             raise ValueError("actors need model_source, the (name, weights) each actor loads the model from")
         self.model_source, self.gpus_per_actor = model_source, float(gpus_per_actor)
+        self.fold_batchnorm = fold_batchnorm  # for the model an actor loads (decam.folding)
         self.forward, self.target, self.encoding = forward, int(target), encoding
         self.image = image
         fill = torch.zeros_like(image) if fill is None else fill.to(image)
@@ -104,15 +106,18 @@ class SaliencyProblem(Problem):
         """evotorch's hook where the problem evaluates: an actor's copy loads the model here, once."""
         if self.forward is not None:
             return
+        from decam.folding import fold_batchnorm
         from decam.models import load_model
 
         model = load_model(*self.model_source)
         device = self.aux_device if self.gpus_per_actor > 0 else torch.device("cpu")
+        self.forward = model.forward
         if model.module is not None:
             model.module.to(device)
             if self.channels_last:
                 model.module.to(memory_format=torch.channels_last)
-        self.forward = model.forward
+            if self.fold_batchnorm and model.forward is model.module:
+                self.forward = fold_batchnorm(model.module)
         self.image, self.fill_hwc, self.delta_hwc = (t.to(device) for t in (self.image, self.fill_hwc, self.delta_hwc))
 
     def _autocast(self):
