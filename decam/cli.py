@@ -315,7 +315,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     from tqdm.auto import tqdm
 
-    from decam.evaluate import Evaluation, evaluation_spec, markdown_table, summary_table
+    from decam.evaluate import Evaluation, evaluation_spec
+    from decam.evaltables import markdown_table, summary_table
 
     spec = evaluation_spec(cfg, names, options, labels)
     # with --ray the driver scores nothing: it checks the methods here, on the CPU, and writes the outputs

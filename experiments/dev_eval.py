@@ -119,7 +119,7 @@ def paired(a: dict[str, float], b: dict[str, float]) -> str:
 
 def report(out: Path, names: list[str]) -> str:
     """Merged per-study summaries (``OUT/<study>.md``) and the tables the README quotes."""
-    from decam.evaluate import summary_markdown
+    from decam.evaltables import summary_markdown
 
     diffs: dict[tuple[str, str], dict[str, float]] = {}
     stats: dict[tuple[str, str], tuple[float, float, int, float]] = {}
