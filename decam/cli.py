@@ -197,9 +197,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     out_dir = Path(args.out or Path("decam-out") / safe_stem(study.name))
     bar = None
     if not args.quiet:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=total, desc=study.name, unit="run", file=sys.stderr)
+        bar = _tqdm(total=total, desc=study.name, unit="run")
 
     def progress(event: str, child, info: dict) -> None:
         if bar is not None:
@@ -255,22 +253,27 @@ def _progress_bar(name: str, cfg, quiet: bool, images: int = 1) -> _Progress | N
     return None if quiet else _Progress(name, cfg.budget, cfg.generations, images)
 
 
+def _tqdm(**kwargs):
+    """A tqdm bar on stderr; redrawn every 30 s, not every step, when stderr is a log file or pipe."""
+    from tqdm.auto import tqdm
+
+    return tqdm(file=sys.stderr, mininterval=0.1 if sys.stderr.isatty() else 30.0, **kwargs)
+
+
 class _Progress:
     """A tqdm bar on stderr over all images' generations (or queries, with a budget), fed by the
     explainer's per-generation callback ``(image index, history entry)``."""
 
     def __init__(self, name: str, budget: int | None, generations: int, images: int = 1) -> None:
-        from tqdm.auto import tqdm
-
         self.budget, self.done = budget, {}
-        self.bar = tqdm(total=images * (budget if budget is not None else generations), desc=Path(name).name,
-                        unit="q" if budget else "gen", leave=False, file=sys.stderr)
+        self.bar = _tqdm(total=images * (budget if budget is not None else generations), desc=Path(name).name,
+                         unit="q" if budget else "gen", leave=False)
 
     def __call__(self, index: int, entry: dict) -> None:
         step = entry["queries"] - self.done.get(index, 0) if self.budget else 1
         self.done[index] = entry["queries"]
         self.bar.update(step)
-        self.bar.set_postfix(best=f"{entry['best']:.3f}")
+        self.bar.set_postfix(best=f"{entry['best']:.3f}", refresh=False)
 
     def close(self) -> None:
         self.bar.close()
@@ -313,8 +316,6 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     labels = read_labels(args.labels) if args.labels else None
     images = expand_images(image_args)[: args.limit]
 
-    from tqdm.auto import tqdm
-
     from decam.evaluate import Evaluation, evaluation_spec
     from decam.evaltables import markdown_table, summary_table
 
@@ -328,7 +329,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         from decam.distributed import ray_evaluate
 
         score_all = partial(ray_evaluate, evaluation, spec, address=None if args.ray == "local" else args.ray)
-    bar = tqdm(total=len(images), unit="img", desc="evaluate", file=sys.stderr, disable=args.quiet)
+    bar = _tqdm(total=len(images), unit="img", desc="evaluate", disable=args.quiet)
 
     def on_image(result) -> None:
         bar.update(1)
