@@ -52,6 +52,7 @@ class RunConfig:
     precision: str = "auto"
     device: str = "cpu"
     fold_batchnorm: bool = True  # search with BatchNorm folded into the convolutions (same outputs, faster)
+    compile: bool = False  # torch.compile the search's forward: faster after a one-off compile (many images)
     actors: int = 0  # Ray actors that share each search's fitness evaluation (0: evaluate in this process)
     gpus_per_actor: float = 0.0  # GPUs Ray reserves for each actor (fractions share a GPU)
 

@@ -16,6 +16,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from PIL import Image
 
+from decam.compiling import CompiledForward
 from decam.config import load_config, plugin_kwargs
 from decam.batching import SharedForward
 from decam.errors import ConfigError, InputError, ModelOutputError
@@ -86,6 +87,8 @@ class Explainer:
             self.model.module.to(self.device).to(memory_format=torch.channels_last)
             if self.config.fold_batchnorm and self.model.forward is self.model.module:
                 self._search_forward = fold_batchnorm(self.model.module)
+            if self.config.compile and self.model.forward is self.model.module:
+                self._search_forward = CompiledForward(self._search_forward)
 
     def prepare(self, image: str | Path | Image.Image | torch.Tensor) -> torch.Tensor:
         """A path, PIL image or tensor → model input ``(3, H, W)`` on the explainer's device."""

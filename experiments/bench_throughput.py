@@ -33,8 +33,8 @@ import torch
 
 
 def raw_throughput(model_name: str, batch: int, precision: str, channels_last: bool, device: str,
-                   weights: str | None, reps: int = 5, fold: bool = False) -> float:
-    """Images/s of the model alone on a fixed random batch (``fold``: as decam's search runs it)."""
+                   weights: str | None, reps: int = 5, fold: bool = False, compile: bool = False) -> float:
+    """Images/s of the model alone on a fixed random batch (``fold``, ``compile``: as decam's search runs it)."""
     from decam.explain import _cached_model
     from decam.folding import fold_batchnorm
 
@@ -46,6 +46,8 @@ def raw_throughput(model_name: str, batch: int, precision: str, channels_last: b
     if channels_last:
         module.to(memory_format=torch.channels_last)
         x = x.contiguous(memory_format=torch.channels_last)
+    if compile:
+        module = _compiled(module)
     ctx = torch.autocast(device, dtype=torch.bfloat16) if precision == "bf16" else torch.autocast(device, enabled=False)
     with torch.inference_mode(), ctx:
         module(x)
@@ -80,18 +82,27 @@ def decam_search(args: argparse.Namespace, precision: str, image=None, seed: int
     reused, as a run over many images reuses it (its first search also pays one-off warm-up)."""
     from decam.images import default_image
 
-    explainer = _explainer(args.generations, args.popsize, precision, args.device, args.model, args.weights)
+    explainer = _explainer(args.generations, args.popsize, precision, args.device, args.model, args.weights,
+                           args.compile)
     with _seed(explainer, seed):
         return explainer, explainer.explain(image if image is not None else default_image()[1])
 
 
+@functools.lru_cache(maxsize=2)
+def _compiled(module):
+    from decam.compiling import CompiledForward
+
+    return CompiledForward(module)
+
+
 @functools.lru_cache(maxsize=4)
-def _explainer(generations: int, popsize: int, precision: str, device: str, model: str, weights: str | None):
+def _explainer(generations: int, popsize: int, precision: str, device: str, model: str, weights: str | None,
+               compile: bool = False):
     from decam.config import load_config
     from decam.explain import Explainer
 
     overrides = [f"generations={generations}", f"searcher.popsize={popsize}", f"precision={precision}",
-                 f"device={device}", f"batch_size={popsize}", f"model={model}"]
+                 f"device={device}", f"batch_size={popsize}", f"model={model}", f"compile={compile}"]
     if weights:
         overrides.append(f"weights={weights}")
     return Explainer(config=load_config(None, overrides))
@@ -142,6 +153,7 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--precision", default="auto")
     parser.add_argument("--skip-naive", action="store_true")
+    parser.add_argument("--compile", action="store_true", help="decam's compile=true: (a) and (b) torch.compile'd")
     parser.add_argument("--rounds", type=int, default=3, help="alternating measurement rounds; the best of each is kept")
     parser.add_argument("--quality-images", type=int, default=0)
     parser.add_argument("--photos", default="../shared/data/imagenet-dev")
@@ -157,20 +169,26 @@ def main() -> None:
     for _ in range(args.rounds):
         reps = args.generations + 1  # as many batches as the search runs, so both last as long
         unfolded = raw_throughput(args.model, args.popsize, precision, True, args.device, args.weights, reps)
-        raw = raw_throughput(args.model, args.popsize, precision, True, args.device, args.weights, reps, fold=True)
+        folded = raw_throughput(args.model, args.popsize, precision, True, args.device, args.weights, reps, fold=True)
+        raw = folded if not args.compile else raw_throughput(
+            args.model, args.popsize, precision, True, args.device, args.weights, reps, fold=True, compile=True)
         _, exp = decam_search(args, precision)
         search_s = sum(exp.timings.values())
-        rounds.append((unfolded, raw, (exp.queries - 1) / search_s, exp, search_s))
-        print(f"  round: raw {unfolded:.1f} img/s, raw folded {raw:.1f} img/s, decam {rounds[-1][2]:.1f} queries/s")
-    unfolded, raw = max(r[0] for r in rounds), max(r[1] for r in rounds)
-    _, _, qps, exp, search_s = max(rounds, key=lambda r: r[2])
+        rounds.append((unfolded, folded, raw, (exp.queries - 1) / search_s, exp, search_s))
+        print(f"  round: raw {unfolded:.1f} img/s, folded {folded:.1f}"
+              + (f", folded and compiled {raw:.1f}" if args.compile else "") + f", decam {rounds[-1][3]:.1f} queries/s")
+    unfolded, folded, raw = (max(r[i] for r in rounds) for i in range(3))
+    _, _, _, qps, exp, search_s = max(rounds, key=lambda r: r[3])
     print(f"model {args.model}, device {args.device}, batch {args.popsize}, precision {precision}, channels_last; "
           f"best of {args.rounds} rounds")
     x_naive = (lambda v: f"   ({v / naive:.1f}x naive)") if naive else (lambda v: "")
     if naive is not None:
         print(f"(c) naive fp32 NCHW, default malloc : {naive:8.1f} img/s")
     print(f"    raw model, decam's settings     : {unfolded:8.1f} img/s" + x_naive(unfolded))
-    print(f"(a) ... with BatchNorm folded (as decam searches): {raw:8.1f} img/s" + x_naive(raw))
+    if args.compile:
+        print(f"    ... with BatchNorm folded       : {folded:8.1f} img/s" + x_naive(folded))
+    print(f"(a) ... with BatchNorm folded{' and compiled' if args.compile else ''} (as decam searches): "
+          f"{raw:8.1f} img/s" + x_naive(raw))
     print(f"(b) decam search                     : {qps:8.1f} queries/s" + x_naive(qps))
     print(f"ratio (b)/(a)                        : {qps / raw:8.3f}")
     print(f"search: {exp.queries} queries in {search_s:.2f} s; per stage: "
