@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -56,3 +57,21 @@ def test_training_and_untraceable_models_are_returned_unchanged():
 
     branchy = Branchy().eval()
     assert fold_batchnorm(branchy) is branchy
+
+
+@pytest.mark.parametrize("arch", ["resnet18", "mobilenet_v2"])
+def test_torchvision_networks_fold_completely_and_keep_their_logits(arch):
+    import torchvision.models as tvm
+
+    torch.manual_seed(0)
+    model = getattr(tvm, arch)(weights=None).eval()
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.1, 0.1)
+            m.running_var.uniform_(0.5, 2)
+    folded = fold_batchnorm(model)
+    x = torch.rand(2, 3, 64, 64)
+    with torch.inference_mode():
+        expected, got = model(x), folded(x)
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in folded.modules())
+    torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5 * float(expected.abs().max()))
