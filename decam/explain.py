@@ -16,13 +16,12 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from PIL import Image
 
-from decam.compiling import CompiledForward
 from decam.config import load_config, plugin_kwargs
 from decam.batching import SharedForward
 from decam.errors import ConfigError, InputError, ModelOutputError
-from decam.folding import fold_batchnorm
 from decam.images import fill_image, open_image, to_input
-from decam.models import LoadedModel, from_callable, load_model, resolve_precision, tune_allocator
+from decam.models import (LoadedModel, from_callable, load_model, resolve_precision, search_forward,
+                          tune_allocator)
 from decam.problem import SaliencyProblem
 from decam.registry import AGGREGATORS, ENCODINGS, SEARCHERS
 
@@ -82,13 +81,8 @@ class Explainer:
         if self.actors and self.model.source is None:
             raise ConfigError(f"actors={self.actors}: each actor loads the model itself, so give it by name (a "
                               "registered name, torchvision:<arch> or package.module:function), not as a Python object")
-        self._search_forward = self.model.forward
-        if self.model.module is not None:
-            self.model.module.to(self.device).to(memory_format=torch.channels_last)
-            if self.config.fold_batchnorm and self.model.forward is self.model.module:
-                self._search_forward = fold_batchnorm(self.model.module)
-            if self.config.compile and self.model.forward is self.model.module:
-                self._search_forward = CompiledForward(self._search_forward)
+        self._search_forward = search_forward(self.model, self.device, fold=self.config.fold_batchnorm,
+                                              compile=self.config.compile)
 
     def prepare(self, image: str | Path | Image.Image | torch.Tensor) -> torch.Tensor:
         """A path, PIL image or tensor → model input ``(3, H, W)`` on the explainer's device."""

@@ -101,6 +101,23 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     return precision
 
 
+def search_forward(model: LoadedModel, device: torch.device, *, fold: bool = True,
+                   compile: bool = False) -> Callable[[torch.Tensor], torch.Tensor]:
+    """What the search queries: an ``nn.Module`` model moved to ``device`` in channels_last, with
+    BatchNorm folded (``fold``, decam.folding) and through ``torch.compile`` (``compile``,
+    decam.compiling); any other black box as it is."""
+    if model.module is None:
+        return model.forward
+    model.module.to(device).to(memory_format=torch.channels_last)
+    if model.forward is not model.module:
+        return model.forward
+    from decam.compiling import CompiledForward
+    from decam.folding import fold_batchnorm
+
+    forward = fold_batchnorm(model.module) if fold else model.module
+    return CompiledForward(forward) if compile else forward
+
+
 def _load_checkpoint(module: nn.Module, path: str, model_name: str) -> None:
     if not Path(path).is_file():
         raise ModelUnavailableError(f"{model_name}: weights file {path} does not exist")

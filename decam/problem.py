@@ -106,18 +106,10 @@ class SaliencyProblem(Problem):
         """evotorch's hook where the problem evaluates: an actor's copy loads the model here, once."""
         if self.forward is not None:
             return
-        from decam.folding import fold_batchnorm
-        from decam.models import load_model
+        from decam.models import load_model, search_forward
 
-        model = load_model(*self.model_source)
         device = self.aux_device if self.gpus_per_actor > 0 else torch.device("cpu")
-        self.forward = model.forward
-        if model.module is not None:
-            model.module.to(device)
-            if self.channels_last:
-                model.module.to(memory_format=torch.channels_last)
-            if self.fold_batchnorm and model.forward is model.module:
-                self.forward = fold_batchnorm(model.module)
+        self.forward = search_forward(load_model(*self.model_source), device, fold=self.fold_batchnorm)
         self.image, self.fill_hwc, self.delta_hwc = (t.to(device) for t in (self.image, self.fill_hwc, self.delta_hwc))
 
     def _autocast(self):

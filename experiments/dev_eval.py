@@ -23,8 +23,8 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import fields
 from pathlib import Path
+from typing import get_type_hints
 
 import numpy as np
 
@@ -98,13 +98,11 @@ def run_all(commands: list[tuple[str, list[str]]], parallel: int, log_dir: Path)
 def read_rows(study_dir: Path):
     from decam.evaluate import Row
 
-    kinds = {f.name: f.type for f in fields(Row)}
+    kinds = get_type_hints(Row)  # str, int or float per column
     rows = []
     for path in sorted(study_dir.glob("shard-*/results.csv")):
         with open(path, newline="") as f:
-            for rec in csv.DictReader(f):
-                rows.append(Row(**{k: (float(v) if kinds[k] == "float" else int(v) if kinds[k] == "int" else v)
-                                   for k, v in rec.items()}))
+            rows += [Row(**{k: kinds[k](v) for k, v in rec.items()}) for rec in csv.DictReader(f)]
     return rows
 
 

@@ -40,6 +40,15 @@ class OracleModel:
         return m
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """48 × 48 work gains nothing from threads, and loses a lot to them on a busy machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture
 def oracle() -> OracleModel:
     return OracleModel(region=(8, 30, 24, 46))  # a 16x16 box in a 48x48 image

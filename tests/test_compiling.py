@@ -27,11 +27,14 @@ class RegionNet(nn.Module):
         return torch.stack([10 * kept, torch.full_like(kept, 5.0)], dim=1)
 
 
-def explain(*overrides: str):
+def explainer(*overrides: str) -> Explainer:
     net = RegionNet().eval()
     model = LoadedModel(net, (48, 48), None, ["evidence", "constant"], "region", net)
-    cfg = paper_config("generations=20", "precision=fp32", *overrides)
-    return Explainer(model, cfg).explain(torch.ones(3, 48, 48))
+    return Explainer(model, paper_config("generations=20", "precision=fp32", *overrides))
+
+
+def explain(*overrides: str):
+    return explainer(*overrides).explain(torch.ones(3, 48, 48))
 
 
 def box_share(saliency) -> float:
@@ -40,9 +43,12 @@ def box_share(saliency) -> float:
 
 
 def test_compiled_search_finds_the_evidence_box():
-    exp = explain("compile=true")
+    ex = explainer("compile=true")
+    exp = ex.explain(torch.ones(3, 48, 48))
     assert box_share(exp.saliency) > 0.25  # the box is 11 % of the image
-    assert exp.queries > 20 * 32  # every generation went through the compiled forward
+    forward = ex._search_forward
+    assert isinstance(forward, compiling.CompiledForward)
+    assert forward.checked and forward.forward is not forward.eager  # compiled, not fallen back
 
 
 def test_compile_failure_falls_back_with_a_warning(monkeypatch):

@@ -25,13 +25,7 @@ ALPHA = 6.0  # area penalty: makes masks that keep pixels outside the evidence c
 PAIRS = list(itertools.product(decam.list_encodings(), decam.list_searchers()))
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """48 × 48 work gains nothing from threads, and loses a lot to them on a busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.mark.parametrize("name", decam.list_encodings())

@@ -18,13 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "my_encoding.py"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """48 × 48 work gains nothing from threads, and loses a lot to them on a busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture
