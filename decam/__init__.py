@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from decam.errors import ConfigError, DecamError, InputError, ModelOutputError, ModelUnavailableError
-from decam.explain import Explainer, Explanation, explain
+from decam.search.explainer import Explainer, Explanation, explain
 from decam.registry import AGGREGATORS, ENCODINGS, SEARCHERS, Range, Registry
 
 __version__ = "0.1.0"
@@ -22,7 +22,7 @@ def register_searcher(name: str) -> Callable:
 
 
 def register_aggregator(name: str) -> Callable:
-    """Decorator registering an :class:`~decam.aggregate.Aggregator` subclass under ``name``."""
+    """Decorator registering an :class:`~decam.search.aggregators.Aggregator` subclass under ``name``."""
     return AGGREGATORS.register(name)
 
 

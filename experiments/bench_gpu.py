@@ -14,7 +14,7 @@ import time
 import torch
 
 from decam.config import config_dir, load_config
-from decam.explain import Explainer
+from decam.search.explainer import Explainer
 
 
 def sync(device: str) -> None:

@@ -35,8 +35,8 @@ import torch
 def raw_throughput(model_name: str, batch: int, precision: str, channels_last: bool, device: str,
                    weights: str | None, reps: int = 5, fold: bool = False, compile: bool = False) -> float:
     """Images/s of the model alone on a fixed random batch (``fold``, ``compile``: as decam's search runs it)."""
-    from decam.explain import _cached_model
-    from decam.folding import fold_batchnorm
+    from decam.search.explainer import _cached_model
+    from decam.models.folding import fold_batchnorm
 
     loaded = _cached_model(model_name, weights)
     module = loaded.module.to(device)
@@ -80,7 +80,7 @@ def naive_in_subprocess(args: argparse.Namespace, batch: int) -> float:
 def decam_search(args: argparse.Namespace, precision: str, image=None, seed: int = 0):
     """One search with the benchmark's settings; the explainer is built once per precision and
     reused, as a run over many images reuses it (its first search also pays one-off warm-up)."""
-    from decam.images import default_image
+    from decam.io.images import default_image
 
     explainer = _explainer(args.generations, args.popsize, precision, args.device, args.model, args.weights,
                            args.compile)
@@ -90,7 +90,7 @@ def decam_search(args: argparse.Namespace, precision: str, image=None, seed: int
 
 @functools.lru_cache(maxsize=2)
 def _compiled(module):
-    from decam.compiling import CompiledForward
+    from decam.models.compiling import CompiledForward
 
     return CompiledForward(module)
 
@@ -99,7 +99,7 @@ def _compiled(module):
 def _explainer(generations: int, popsize: int, precision: str, device: str, model: str, weights: str | None,
                compile: bool = False):
     from decam.config import load_config
-    from decam.explain import Explainer
+    from decam.search.explainer import Explainer
 
     overrides = [f"generations={generations}", f"searcher.popsize={popsize}", f"precision={precision}",
                  f"device={device}", f"batch_size={popsize}", f"model={model}", f"compile={compile}"]
@@ -122,7 +122,7 @@ def quality(args: argparse.Namespace) -> list[tuple[str, float, float, float]]:
     """DiffAUC of fp32 vs bf16 maps on the same photos and seeds, and of fp32 with another seed: a
     search is chaotic (a last-bit difference changes its path), so the seed-to-seed spread is the
     yardstick for per-photo differences."""
-    from decam.metrics import insertion_deletion
+    from decam.evaluation.metrics import insertion_deletion
 
     folder = Path(args.photos)
     photos = sorted(p for p in folder.glob("*") if p.suffix.lower() in {".jpeg", ".jpg", ".png"})[: args.quality_images]

@@ -16,8 +16,8 @@ import numpy as np
 import torch
 
 from decam.config import load_config
-from decam.explain import Explainer
-from decam.images import default_image
+from decam.search.explainer import Explainer
+from decam.io.images import default_image
 
 
 def saliency(device: str, precision: str = "fp32", batch: int = 64, seed: int = 0, benchmark: bool = False):

@@ -64,7 +64,7 @@ def spread(items: list, n: int) -> list:
 
 
 def shard_commands(name, methods, overrides, photos, args) -> list[tuple[str, list[str]]]:
-    from decam.baselines import METHODS
+    from decam.evaluation.methods import METHODS
 
     n_shards = max(1, min(len(photos), round(len(photos) / args.photos_per_shard)))
     # a method's options (rise.batch_size=256) go only to commands that run that method
@@ -96,7 +96,7 @@ def run_all(commands: list[tuple[str, list[str]]], parallel: int, log_dir: Path)
 
 
 def read_rows(study_dir: Path):
-    from decam.evaluate import Row
+    from decam.workflows.evaluate import Row
 
     kinds = get_type_hints(Row)  # str, int or float per column
     rows = []
@@ -117,7 +117,7 @@ def paired(a: dict[str, float], b: dict[str, float]) -> str:
 
 def report(out: Path, names: list[str]) -> str:
     """Merged per-study summaries (``OUT/<study>.md``) and the tables the README quotes."""
-    from decam.evaltables import summary_markdown
+    from decam.evaluation.tables import summary_markdown
 
     diffs: dict[tuple[str, str], dict[str, float]] = {}
     stats: dict[tuple[str, str], tuple[float, float, int, float]] = {}

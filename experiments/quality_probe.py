@@ -8,7 +8,7 @@ Usage:
 A variant ``NAME:key=value,...`` is decam with those config overrides; ``NAME@METHOD:key=value,...``
 is a registered baseline method (``decam list``) with those parameters. Every variant is scored on
 the same photos (an even spread of ``labels.csv``, target = the labelled class) with the RISE
-protocol (decam.metrics, ×100). Prints mean ± std, median, queries and seconds per photo, and the
+protocol (decam.evaluation.metrics, ×100). Prints mean ± std, median, queries and seconds per photo, and the
 paired difference of each variant against ``--reference`` (default: the first) with its standard
 error and the number of photos it wins.
 """
@@ -52,10 +52,10 @@ def main() -> None:
 
     from omegaconf import OmegaConf
 
-    from decam.baselines import create_method
+    from decam.evaluation.methods import create_method
     from decam.config import load_config
-    from decam.explain import Explainer
-    from decam.metrics import insertion_deletion
+    from decam.search.explainer import Explainer
+    from decam.evaluation.metrics import insertion_deletion
 
     photos = load_photos(Path(args.photos), args.images)
     base = Explainer(config=load_config(None, [f"device={args.device}"]))

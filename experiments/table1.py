@@ -3,7 +3,7 @@
     python experiments/table1.py ../shared/data/imagenet-dev --labels ../shared/data/imagenet-dev/labels.csv \
         --models efficientnet_lite0,torchvision:vgg19,torchvision:resnet50,torchvision:mobilenet_v2 --out /tmp/table1
 
-Each model is evaluated with ``decam.evaluate`` exactly as ``decam evaluate`` does (same metric, targets,
+Each model is evaluated with ``decam.workflows.evaluate`` exactly as ``decam evaluate`` does (same metric, targets,
 maps and outputs, in ``OUT/<model>/``); a model whose weights are not available offline gets an
 ``n/a`` column instead of stopping the table. ``key=value`` arguments configure decam
 (``generations=200 searcher.popsize=64``) or a baseline (``rise.n_masks=4000``). Writes ``OUT/table1.md``.
@@ -21,7 +21,7 @@ import torch
 from decam.cli import _split_positionals, expand_images
 from decam.config import load_config
 from decam.errors import DecamError, ModelUnavailableError
-from decam.evaluate import Evaluation, build_methods, read_labels, split_method_options
+from decam.workflows.evaluate import Evaluation, build_methods, read_labels, split_method_options
 from decam.io import atomic_open, safe_stem
 from decam.models import load_model, resolve_precision, tune_allocator
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from decam.aggregate import PaperThreshold, paper_selection
+from decam.search.aggregators import PaperThreshold, paper_selection
 
 
 def test_keeps_individuals_above_two_thirds_of_the_mean():
@@ -38,7 +38,7 @@ def test_all_zero_masks_give_an_all_zero_map():
 
 
 def test_evaluated_masks_estimate_contrasts_kept_and_removed_scores():
-    from decam.aggregate import EvaluatedMasks
+    from decam.search.aggregators import EvaluatedMasks
 
     agg = EvaluatedMasks(score="logit")
     masks = torch.tensor([[[1.0, 0.0]], [[0.0, 1.0]], [[1.0, 1.0]]])  # 3 masks over a 1x2 image

@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 from decam.cli import main
-from decam.images import MAX_SIDE, MIN_SIDE, open_image
+from decam.io.images import MAX_SIDE, MIN_SIDE, open_image
 
 RUN = ["--generations", "2", "--popsize", "4", "--quiet"]
 

@@ -8,10 +8,10 @@ import pytest
 import torch
 from torch import nn
 
-from decam.baselines import METHODS, Rise, create_method
+from decam.evaluation.methods import METHODS, Rise, create_method
 from decam.config import load_config
 from decam.errors import ConfigError
-from decam.layers import find_cam_model
+from decam.models.layers import find_cam_model
 from decam.models import LoadedModel, Normalized
 
 SIZE = 32

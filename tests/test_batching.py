@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from decam.errors import InputError
-from decam.explain import Explainer
+from decam.search.explainer import Explainer
 from conftest import OracleModel, paper_config
 
 

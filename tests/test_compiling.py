@@ -7,8 +7,8 @@ import pytest
 import torch
 from torch import nn
 
-from decam import compiling
-from decam.explain import Explainer
+from decam.models import compiling
+from decam.search.explainer import Explainer
 from decam.models import LoadedModel
 from conftest import paper_config
 

@@ -10,7 +10,7 @@ from omegaconf import OmegaConf
 from decam.cli import main
 from decam.config import config_dir, load_config
 from decam.errors import ConfigError
-from decam.explain import Explainer
+from decam.search.explainer import Explainer
 from decam.registry import SEARCHERS, plugin_params
 
 
@@ -43,7 +43,7 @@ from decam.registry import SEARCHERS, plugin_params
         (["budget=63"], "budget=63 does not cover the first generation of searcher 'de' (up to 2 × popsize = 64"),
         # unknown plugin
         (["searcher=cmaz"], "unknown searcher 'cmaz': did you mean 'cmaes'"),
-        # Ray actors (decam.problem)
+        # Ray actors (decam.search.problem)
         (["actors=-1"], "actors=-1 is out of range: expected [0, 4096]"),
         (["actors=1"], "actors=1: expected 0 (evaluate in this process) or at least 2"),
         (["gpus_per_actor=0.5"], "gpus_per_actor=0.5 needs actors >= 2"),

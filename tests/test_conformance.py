@@ -15,7 +15,7 @@ import torch
 
 import decam
 from decam.config import load_config
-from decam.explain import Explainer
+from decam.search.explainer import Explainer
 from decam.registry import ENCODINGS, SEARCHERS
 from decam.testing import SquareOracle, check_encoding, check_searcher, oracle_image, region_mask
 from conftest import paper_config

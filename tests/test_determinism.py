@@ -8,8 +8,8 @@ import torch
 
 import decam
 from decam.config import load_config
-from decam.explain import Explainer
-from decam.images import default_image
+from decam.search.explainer import Explainer
+from decam.io.images import default_image
 
 
 def explain_coffee(*overrides: str) -> np.ndarray:

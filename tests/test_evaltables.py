@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from decam.evaltables import summary_table
-from decam.evaluate import Row
+from decam.evaluation.tables import summary_table
+from decam.workflows.evaluate import Row
 
 
 def row(image: str, method: str, diff: float) -> Row:

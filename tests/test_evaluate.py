@@ -12,8 +12,8 @@ from PIL import Image
 from decam.cli import main
 from decam.config import load_config
 from decam.errors import ConfigError, InputError
-from decam.evaluate import Evaluation, build_methods, read_labels, split_method_options
-from decam.metrics import insertion_deletion
+from decam.workflows.evaluate import Evaluation, build_methods, read_labels, split_method_options
+from decam.evaluation.metrics import insertion_deletion
 from decam.models import LoadedModel
 
 SIZE = 32

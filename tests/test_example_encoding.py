@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from decam.explain import Explainer
+from decam.search.explainer import Explainer
 from decam.registry import ENCODINGS
 from decam.testing import SquareOracle, check_encoding, oracle_image, region_mask
 from conftest import paper_config

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from decam.folding import fold_batchnorm
+from decam.models.folding import fold_batchnorm
 
 
 class PaddedConv(nn.Conv2d):

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from decam.metrics import N_STEPS, auc, blur_substrate, insertion_deletion, step_size
+from decam.evaluation.metrics import N_STEPS, auc, blur_substrate, insertion_deletion, step_size
 
 SIZE = 48
 REGION = (slice(8, 24), slice(26, 42))  # 16x16 evidence box

@@ -52,7 +52,7 @@ def shaded_images(folder: Path) -> list[str]:
 
 def test_ray_gives_the_same_maps_as_a_local_run(tmp_path):
     env = dict(os.environ, **WORKER_ENV)
-    common = [sys.executable, "-m", "decam.cli", "explain", *shaded_images(tmp_path),
+    common = [sys.executable, "-m", "decam", "explain", *shaded_images(tmp_path),
               "--model", "tiny_models:tiny", "--budget", "64", "--popsize", "8", "--quiet"]
     remote = subprocess.run(common + ["--out", str(tmp_path / "ray"), "--ray"], env=env, capture_output=True,
                             text=True, timeout=600)
@@ -77,7 +77,7 @@ def test_evaluate_over_a_ray_cluster_gives_the_scores_of_a_local_run(local_clust
     common = ["evaluate", *shaded_images(tmp_path), "--model", "tiny_models:tiny", "--methods", "decam,rise,gaussian",
               "rise.n_masks=32", "--budget", "64", "--popsize", "8", "--gallery", "2", "--quiet"]
     local = main(common + ["--out", str(tmp_path / "local")])
-    remote = subprocess.run([sys.executable, "-m", "decam.cli", *common, "--out", str(tmp_path / "ray"),
+    remote = subprocess.run([sys.executable, "-m", "decam", *common, "--out", str(tmp_path / "ray"),
                              "--ray", local_cluster], env=dict(os.environ, **WORKER_ENV), capture_output=True,
                             text=True, timeout=300)
     assert remote.returncode == local == 1, remote.stderr[-2000:]  # bad.png fails, the rest are scored
@@ -101,7 +101,7 @@ def top_pixels_inside(saliency: np.ndarray, region: np.ndarray) -> float:
 
 
 def test_actors_share_one_search_and_find_the_evidence_like_a_local_run(local_cluster):
-    from decam.explain import _cached_model
+    from decam.search.explainer import _cached_model
 
     image = torch.ones(3, 48, 48)
     settings = dict(alpha=20.0, generations=100, popsize=16, config=PAPER_CONFIG, aggregator="evaluated")

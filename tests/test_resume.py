@@ -30,7 +30,7 @@ def env(delay: float) -> dict:
 
 
 def decam(*args: str, delay: float = 0.0, **kw) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "decam.cli", "explain", *args], env=env(delay),
+    return subprocess.Popen([sys.executable, "-m", "decam", "explain", *args], env=env(delay),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
 
 

@@ -12,7 +12,7 @@ mlflow = pytest.importorskip("mlflow")
 
 from decam.cli import main  # noqa: E402
 from decam.errors import ConfigError  # noqa: E402
-from decam.sweep import load_study, run_study  # noqa: E402
+from decam.workflows.sweep import load_study, run_study  # noqa: E402
 from decam.tracking import Tracker  # noqa: E402
 
 from conftest import TINY_MODEL_SOURCE as TINY  # noqa: E402

@@ -20,7 +20,7 @@ mlflow = pytest.importorskip("mlflow")
 
 from decam.cli import main  # noqa: E402
 from decam.config import load_config  # noqa: E402
-from decam.explain import Explainer  # noqa: E402
+from decam.search.explainer import Explainer  # noqa: E402
 from decam.tracking import (  # noqa: E402
     Tracker, TrackingError, log_evaluation, log_explanation, run_params, score_explanation)
 

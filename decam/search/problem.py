@@ -63,7 +63,7 @@ class SaliencyProblem(Problem):
         if actors and model_source is None:
             raise ValueError("actors need model_source, the (name, weights) each actor loads the model from")
         self.model_source, self.gpus_per_actor = model_source, float(gpus_per_actor)
-        self.fold_batchnorm = fold_batchnorm  # for the model an actor loads (decam.folding)
+        self.fold_batchnorm = fold_batchnorm  # for the model an actor loads (decam.models.folding)
         self.forward, self.target, self.encoding = forward, int(target), encoding
         self.image = image
         fill = torch.zeros_like(image) if fill is None else fill.to(image)

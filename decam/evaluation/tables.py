@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
-    from decam.evaluate import ImageResult, Row
+    from decam.workflows.evaluate import ImageResult, Row
 
 
 def _mean_std(values: np.ndarray) -> str:

@@ -111,8 +111,8 @@ def search_forward(model: LoadedModel, device: torch.device, *, fold: bool = Tru
     model.module.to(device).to(memory_format=torch.channels_last)
     if model.forward is not model.module:
         return model.forward
-    from decam.compiling import CompiledForward
-    from decam.folding import fold_batchnorm
+    from decam.models.compiling import CompiledForward
+    from decam.models.folding import fold_batchnorm
 
     forward = fold_batchnorm(model.module) if fold else model.module
     return CompiledForward(forward) if compile else forward

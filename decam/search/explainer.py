@@ -17,12 +17,12 @@ from omegaconf import DictConfig, OmegaConf
 from PIL import Image
 
 from decam.config import load_config, plugin_kwargs
-from decam.batching import SharedForward
+from decam.search.batching import SharedForward
 from decam.errors import ConfigError, InputError, ModelOutputError
-from decam.images import fill_image, open_image, to_input
+from decam.io.images import fill_image, open_image, to_input
 from decam.models import (LoadedModel, from_callable, load_model, resolve_precision, search_forward,
                           tune_allocator)
-from decam.problem import SaliencyProblem
+from decam.search.problem import SaliencyProblem
 from decam.registry import AGGREGATORS, ENCODINGS, SEARCHERS
 
 
@@ -228,7 +228,7 @@ class Explainer:
         """SaliencyProblem's arguments for ``actors`` (Ray connected first: decam.distributed.connect)."""
         if not self.actors:
             return {}
-        from decam.distributed import connect
+        from decam.distributed.cluster import connect
 
         connect()
         return {"actors": self.actors, "gpus_per_actor": float(self.config.get("gpus_per_actor", 0.0)),

@@ -8,8 +8,8 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
-from decam.metrics import CurveScores
-from decam.viz import overlay, to_uint8
+from decam.evaluation.metrics import CurveScores
+from decam.io.pictures import overlay, to_uint8
 
 
 def curves_figure(title: str, class_name: str, scores: dict[str, CurveScores]) -> Figure:

@@ -7,9 +7,9 @@ import contextlib
 import csv
 from pathlib import Path
 
-from decam.explain import Explanation
+from decam.search.explainer import Explanation
 from decam.io import atomic_open, safe_stem, save_json, save_npy, save_png
-from decam.viz import colorize, overlay
+from decam.io.pictures import colorize, overlay
 
 FAILURES_FILE = "failures.csv"
 """Written to the output folder when some items failed: columns ``image, exit_code, error``."""

@@ -22,7 +22,7 @@ from omegaconf import DictConfig
 from torch import nn
 
 from decam.errors import ConfigError
-from decam.layers import CamModel, find_cam_model, preserved_state
+from decam.models.layers import CamModel, find_cam_model, preserved_state
 from decam.models import LoadedModel
 from decam.registry import Range, Registry
 
@@ -288,19 +288,3 @@ class GaussianMap(Method):
         y = (torch.arange(h) - (h - 1) / 2) / h
         x = (torch.arange(w) - (w - 1) / 2) / w
         return torch.exp(-(y[:, None] ** 2 + x[None, :] ** 2) / (2 * self.sigma**2))
-
-
-@METHODS.register("decam")
-class DecamMethod(Method):
-    """DE-CAM itself (decam.explain.Explainer) with the given run configuration (default: configs/default.yaml)."""
-
-    def __init__(self, model: LoadedModel, config: DictConfig | None = None) -> None:
-        from decam.explain import Explainer
-
-        super().__init__(model)
-        self.explainer = Explainer(model, config)
-
-    def attribute(self, image: torch.Tensor, target: int) -> np.ndarray:
-        exp = self.explainer.explain(image, target)
-        self.queries = exp.queries
-        return exp.saliency

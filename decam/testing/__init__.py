@@ -15,7 +15,7 @@ import torch
 from evotorch import SolutionBatch
 
 from decam.encodings.base import Encoding
-from decam.problem import SaliencyProblem
+from decam.search.problem import SaliencyProblem
 
 #: ``(top, left, side)`` of the oracle's evidence square in a 48 × 48 image.
 DEFAULT_REGION = (10, 24, 16)

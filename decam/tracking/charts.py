@@ -27,7 +27,7 @@ def _figure(width: float = 5.0, height: float = 3.6):
 
 def curves_plot(path: str | Path, insertion: np.ndarray, deletion: np.ndarray, title: str = "") -> None:
     """Target probability along the insertion and deletion paths, AUCs in the legend."""
-    from decam.metrics import auc
+    from decam.evaluation.metrics import auc
 
     fig = _figure()
     ax = fig.add_subplot()

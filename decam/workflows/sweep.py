@@ -29,9 +29,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from decam.config import load_config
 from decam.errors import ConfigError, DecamError, InputError
-from decam.explain import overrides_from_kwargs
+from decam.search.explainer import overrides_from_kwargs
 from decam.io import atomic_open, safe_stem
-from decam.metrics import N_STEPS
+from decam.evaluation.metrics import N_STEPS
 from decam.tracking import Tracker, log_explanation, score_explanation
 
 STUDY_KEYS = ("name", "experiment", "images", "limit", "target", "base", "grid", "sample", "metrics")
@@ -94,7 +94,7 @@ def _file_digest(path: Path) -> str:
 
 
 def _images(spec: Any, limit: int | None, where: str) -> list[Path]:
-    from decam.images import IMAGE_SUFFIXES
+    from decam.io.images import IMAGE_SUFFIXES
 
     items = [spec] if isinstance(spec, str) else spec
     if not isinstance(items, list) or not items:
@@ -250,7 +250,7 @@ def run_study(
     ``progress(event, child, info)`` is called per child with event ``skip``, ``done`` or ``fail``.
     The parent ends FINISHED, KILLED (Ctrl-C) or FAILED; it is never left RUNNING on the way out.
     """
-    from decam.explain import Explainer
+    from decam.search.explainer import Explainer
 
     children = plan(study)
     parent = _parent(tracker, study, study_key(study, children))
@@ -355,7 +355,7 @@ def summary_markdown(summary: list[dict], keys: list[str]) -> str:
 
 def write_summary(folder: Path, study: Study, result: StudyResult) -> None:
     """summary.csv (AUCs in [0, 1]), summary.md, runs.csv, DiffAUC per swept key and grid heat maps."""
-    from decam.charts import heatmap, value_plot
+    from decam.tracking.charts import heatmap, value_plot
 
     folder.mkdir(parents=True, exist_ok=True)
     for name, table in (("summary.csv", result.summary), ("runs.csv", result.rows)):
@@ -391,7 +391,7 @@ def log_summary(tracker: Tracker, parent: str, study: Study, result: StudyResult
         tracker.log_artifacts(parent, folder, "summary")
     best = max((s["diffauc"] for s in result.summary), default=None)
     tracker.log_metrics(parent, [("best_diffauc", best, 0)] if best is not None else [])
-    tracker.log_tags(parent, {"decam.children": len(result.rows), "decam.images": len(study.images)})
+    tracker.log_tags(parent, {"decam.children": len(result.rows), "decam.io.images": len(study.images)})
 
 
 __all__ = ["Study", "Child", "StudyResult", "load_study", "plan", "run_study", "summarize", "summary_markdown"]

@@ -22,14 +22,14 @@ import numpy as np
 import torch
 from PIL import Image
 
-from decam.baselines import METHODS, Method, create_method
+from decam.evaluation.methods import METHODS, Method, create_method
 from decam.errors import ConfigError, DecamError, InputError, ModelOutputError
-from decam.evaltables import summary_markdown
-from decam.images import open_image, to_input
+from decam.evaluation.tables import summary_markdown
+from decam.io.images import open_image, to_input
 from decam.io import atomic_open, save_npy
-from decam.metrics import CurveScores, insertion_deletion
+from decam.evaluation.metrics import CurveScores, insertion_deletion
 from decam.models import LoadedModel
-from decam.outputs import unique_stem
+from decam.io.outputs import unique_stem
 
 
 @dataclass
@@ -198,7 +198,7 @@ class Evaluation:
         """Evaluate ``images`` in order, rewriting the tables after each; figures at the end.
 
         ``score_all`` scores the ``(path, stem)`` jobs elsewhere and yields their ImageScores in job
-        order (:func:`decam.distributed.ray_evaluate`); by default each image is scored here.
+        order (:func:`decam.workflows.ray_tasks.ray_evaluate`); by default each image is scored here.
         """
         jobs = [(Path(path), unique_stem(str(path), self._used_stems)) for path in images]
         scored = score_all(jobs) if score_all is not None else (self.score(path, stem) for path, stem in jobs)
@@ -207,7 +207,7 @@ class Evaluation:
             if on_image is not None:
                 on_image(result)
         if self._gallery:
-            from decam.evalfigures import gallery
+            from decam.evaluation.figures import gallery
 
             save_figure(self.out_dir / "gallery.png", gallery(self._gallery))
         return self.results
@@ -275,7 +275,7 @@ class Evaluation:
 
     def write_image_outputs(self, stem: str, x: torch.Tensor, maps: dict[str, np.ndarray],
                             scores: dict[str, CurveScores], class_name: str) -> None:
-        from decam.evalfigures import curves_figure
+        from decam.evaluation.figures import curves_figure
 
         for method, sal in maps.items():
             save_npy(self.out_dir / "maps" / stem / f"{method}.npy", sal)

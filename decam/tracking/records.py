@@ -240,9 +240,9 @@ def write_run_files(folder: str | Path, image_id: str, exp, scores=None) -> Path
     """The files a tracked explanation carries: saliency .npy/.png, overlay, JSON, curves plot, config YAML."""
     from omegaconf import OmegaConf
 
-    from decam.charts import curves_plot
+    from decam.tracking.charts import curves_plot
     from decam.io import atomic_open
-    from decam.outputs import write_explanation
+    from decam.io.outputs import write_explanation
 
     folder = Path(folder)
     write_explanation(folder, image_id, exp)
@@ -265,7 +265,7 @@ def log_explanation(
     tags: Mapping[str, str] | None = None,
     folder: str | Path | None = None,
 ) -> str:
-    """Log one :class:`~decam.explain.Explanation` (and its :class:`~decam.metrics.CurveScores`) as a run.
+    """Log one :class:`~decam.search.explainer.Explanation` (and its :class:`~decam.evaluation.metrics.CurveScores`) as a run.
 
     ``folder``: where the artifact files are written first (kept); default a temporary folder.
     """
@@ -325,8 +325,8 @@ def log_evaluation(
 
 
 def score_explanation(explainer, exp, n_steps: int | None = None):
-    """Insertion/deletion :class:`~decam.metrics.CurveScores` of ``exp`` with the explainer's model."""
-    from decam.metrics import N_STEPS, insertion_deletion
+    """Insertion/deletion :class:`~decam.evaluation.metrics.CurveScores` of ``exp`` with the explainer's model."""
+    from decam.evaluation.metrics import N_STEPS, insertion_deletion
 
     image = exp.image.to(explainer.device)
     return insertion_deletion(explainer.model.forward, image, exp.saliency, exp.target,

@@ -28,7 +28,7 @@ def _split_positionals(items: list[str]) -> tuple[list[str], list[str]]:
 
 def expand_images(items: list[str]) -> list[Path]:
     """Files as given; folders → their image files, sorted."""
-    from decam.images import IMAGE_SUFFIXES
+    from decam.io.images import IMAGE_SUFFIXES
 
     out: list[Path] = []
     for item in items:
@@ -63,10 +63,10 @@ def cmd_explain(args: argparse.Namespace) -> int:
     items = expand_images(image_args) if image_args else [None]
     out_dir = _output_folder(args.out)
 
-    from decam.explain import Explainer
-    from decam.images import default_image
+    from decam.search.explainer import Explainer
+    from decam.io.images import default_image
     from decam.io import remove_stale_temporaries
-    from decam.outputs import FAILURES_FILE, is_complete, unique_stem, write_explanation, write_failures
+    from decam.io.outputs import FAILURES_FILE, is_complete, unique_stem, write_explanation, write_failures
 
     remove_stale_temporaries(out_dir)
     write_failures(out_dir, [])  # a failures file from an earlier run would describe that run
@@ -85,8 +85,8 @@ def cmd_explain(args: argparse.Namespace) -> int:
         label = pending[0][0] if len(pending) == 1 else f"{len(pending)} images"
         bar = _progress_bar(label, cfg, args.quiet, len(pending))
         if args.ray is not None:
-            from decam.distributed import ray_explain
-            from decam.images import open_image
+            from decam.workflows.ray_tasks import ray_explain
+            from decam.io.images import open_image
 
             explainer = None  # workers load the model; the driver only ships decoded images
             images = [_open_or_error(open_image, im) for im in images]
@@ -188,7 +188,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     import signal
 
     from decam.io import safe_stem
-    from decam.sweep import load_study, plan, run_study, summary_markdown
+    from decam.workflows.sweep import load_study, plan, run_study, summary_markdown
     from decam.tracking import Tracker
 
     study = load_study(args.study, args.overrides, images=args.images, limit=args.limit, experiment=args.experiment)
@@ -298,10 +298,10 @@ def _track_evaluation(args: argparse.Namespace, evaluation, cfg) -> int | None:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    """Score explanation methods on the same images with insertion / deletion (decam.evaluate)."""
-    from decam.baselines import METHODS
+    """Score explanation methods on the same images with insertion / deletion (decam.workflows.evaluate)."""
+    from decam.evaluation.methods import METHODS
     from decam.config import load_config
-    from decam.evaluate import read_labels, split_method_options
+    from decam.workflows.evaluate import read_labels, split_method_options
 
     image_args, overrides = _split_positionals(args.items)
     if not image_args:
@@ -316,8 +316,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     labels = read_labels(args.labels) if args.labels else None
     images = expand_images(image_args)[: args.limit]
 
-    from decam.evaluate import Evaluation, evaluation_spec
-    from decam.evaltables import markdown_table, summary_table
+    from decam.workflows.evaluate import Evaluation, evaluation_spec
+    from decam.evaluation.tables import markdown_table, summary_table
 
     spec = evaluation_spec(cfg, names, options, labels)
     # with --ray the driver scores nothing: it checks the methods here, on the CPU, and writes the outputs
@@ -326,7 +326,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.ray is not None:
         from functools import partial
 
-        from decam.distributed import ray_evaluate
+        from decam.workflows.ray_tasks import ray_evaluate
 
         score_all = partial(ray_evaluate, evaluation, spec, address=None if args.ray == "local" else args.ray)
     bar = _tqdm(total=len(images), unit="img", desc="evaluate", disable=args.quiet)
@@ -406,7 +406,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         print(f"  {name}")
     print("  torchvision:<arch>  (torchvision's ImageNet weights, from its local cache)")
     print("  package.module:function  (imports and runs your code)")
-    from decam.baselines import METHODS
+    from decam.evaluation.methods import METHODS
 
     print("methods (decam evaluate --methods):")
     for name in METHODS:
