@@ -56,10 +56,12 @@ def main() -> None:
     from decam.config import load_config
     from decam.search.explainer import Explainer
     from decam.evaluation.metrics import insertion_deletion
+    from decam.models import FastForward, ModelRunner
 
     photos = load_photos(Path(args.photos), args.images)
     base = Explainer(config=load_config(None, [f"device={args.device}"]))
     images = [base.prepare(p) for p, _ in photos]
+    metric = ModelRunner(FastForward(base.model, args.device, args.metric_precision), 64)
     scores: dict[str, list[float]] = {}
     rows = []
     for spec in args.variants:
@@ -69,15 +71,14 @@ def main() -> None:
             run = lambda x, t: (lambda e: (e.saliency, e.queries))(explainer.explain(x, t))  # noqa: E731
         else:
             kw = {k: OmegaConf.from_dotlist([p])[k] for p in params for k in [p.split("=")[0]]}
-            m = create_method(method, base.model, precision=base.precision, **kw)
+            m = create_method(method, base.model, ModelRunner(base.forward, 64), **kw)
             run = lambda x, t, m=m: (m(x, t), m.queries)  # noqa: E731
         seconds, queries = [], 0
         for (path, target), x in zip(photos, images):
             start = time.perf_counter()
             sal, queries = run(x, target)
             seconds.append(time.perf_counter() - start)
-            s = insertion_deletion(base.model.forward, x, sal, target, precision=args.metric_precision,
-                                   n_steps=args.metric_steps)
+            s = insertion_deletion(metric, x, sal, target, n_steps=args.metric_steps)
             scores.setdefault(name, []).append(100 * s.diff)
             rows.append({"variant": name, "image": path.name, "diffauc": 100 * s.diff, "insertion": 100 * s.insertion,
                          "deletion": 100 * s.deletion, "queries": queries, "seconds": seconds[-1]})

@@ -16,14 +16,13 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from decam.cli import _split_positionals, expand_images
 from decam.config import load_config
 from decam.errors import DecamError, ModelUnavailableError
 from decam.workflows.evaluate import Evaluation, build_methods, read_labels, split_method_options
 from decam.io import atomic_open, safe_stem
-from decam.models import load_model, resolve_precision, tune_allocator
+from decam.models import FastForward, ModelRunner, load_model, tune_allocator
 
 DEFAULT_MODELS = "efficientnet_lite0,torchvision:vgg19,torchvision:resnet50,torchvision:mobilenet_v2"
 DEFAULT_METHODS = "decam,gradcam,gradcampp,fullgrad,ig,rise,lime,random"
@@ -35,9 +34,9 @@ def evaluate_model(name: str, images: list[Path], methods: list[str], overrides:
     config_overrides, options = split_method_options(overrides)
     cfg = load_config(None, config_overrides + [f"model={name}"])
     model = load_model(name, cfg.weights)
-    precision = resolve_precision(cfg.precision, torch.device(cfg.device))
-    evaluation = Evaluation(model, build_methods(methods, model, cfg, options, precision), out / safe_stem(name),
-                            labels=labels, precision=precision, batch_size=cfg.batch_size, device=cfg.device)
+    runner = ModelRunner(FastForward(model, cfg.device, cfg.precision, fold=cfg.fold_batchnorm), cfg.batch_size)
+    evaluation = Evaluation(model, build_methods(methods, model, cfg, options, runner), out / safe_stem(name),
+                            labels=labels, runner=runner, device=cfg.device)
     for i, result in enumerate(evaluation.run(images), start=1):
         print(f"{name} [{i}/{len(images)}] {result.error or Path(result.image).name}", file=sys.stderr)
     column = {}

@@ -11,7 +11,7 @@ from torch import nn
 from decam.evaluation.methods import METHODS, Rise, create_method
 from decam.config import load_config
 from decam.errors import ConfigError
-from decam.models.layers import find_cam_model
+from decam.evaluation.methods.layers import find_cam_model
 from decam.models import LoadedModel, Normalized
 
 SIZE = 32

@@ -46,7 +46,7 @@ def test_compiled_search_finds_the_evidence_box():
     ex = explainer("compile=true")
     exp = ex.explain(torch.ones(3, 48, 48))
     assert box_share(exp.saliency) > 0.25  # the box is 11 % of the image
-    forward = ex._search_forward
+    forward = ex.forward.fn
     assert isinstance(forward, compiling.CompiledForward)
     assert forward.checked and forward.forward is not forward.eager  # compiled, not fallen back
 

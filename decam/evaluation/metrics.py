@@ -11,14 +11,14 @@ is the softmax probability of the target class; its AUC is the trapezoid rule no
 
 from __future__ import annotations
 
-import contextlib
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torchvision.transforms.functional as TF
+
+from decam.substrates import blur
 
 N_STEPS = 224
 
@@ -45,7 +45,7 @@ def auc(curve: np.ndarray | torch.Tensor) -> float:
 
 def blur_substrate(image: torch.Tensor) -> torch.Tensor:
     """Insertion's starting image: Gaussian blur, kernel 11, σ=5."""
-    return TF.gaussian_blur(image.unsqueeze(0), kernel_size=[11, 11], sigma=[5.0, 5.0])[0]
+    return blur(image)
 
 
 def step_size(height: int, width: int, n_steps: int = N_STEPS) -> int:
@@ -61,7 +61,6 @@ def _curve(
     step: int,
     target: int,
     batch_size: int,
-    autocast,
 ) -> np.ndarray:
     """Probabilities along the path that moves pixels ``order`` from ``start`` to ``finish``."""
     c, h, w = start.shape
@@ -76,9 +75,7 @@ def _curve(
             k = torch.arange(first, min(first + batch_size, n_points), device=start.device).view(-1, 1, 1, 1)
             moved = rank < k * step  # (B, 1, H, W): pixels already switched at point k
             x = torch.where(moved, finish.unsqueeze(0), start.unsqueeze(0))
-            with autocast():
-                logits = forward(x)
-            probs.append(logits.float().softmax(-1)[:, target])
+            probs.append(forward(x).float().softmax(-1)[:, target])
     return torch.cat(probs).cpu().numpy()
 
 
@@ -90,9 +87,11 @@ def insertion_deletion(
     *,
     n_steps: int = N_STEPS,
     batch_size: int = 64,
-    precision: str = "fp32",
 ) -> CurveScores:
-    """Insertion and deletion AUC of ``saliency`` ``(H, W)`` for ``target`` on ``image`` ``(3, H, W)``."""
+    """Insertion and deletion AUC of ``saliency`` ``(H, W)`` for ``target`` on ``image`` ``(3, H, W)``.
+
+    ``forward`` maps a batch to logits: a :class:`~decam.models.ModelRunner` over the shared fast
+    path, so the metric runs at the precision and speed of the methods it scores."""
     sal = torch.as_tensor(np.asarray(saliency, dtype=np.float32), device=image.device)
     if sal.shape != image.shape[-2:]:
         raise ValueError(f"saliency map {tuple(sal.shape)} does not match the image {tuple(image.shape[-2:])}")
@@ -101,12 +100,7 @@ def insertion_deletion(
     order = torch.argsort(sal.flatten(), descending=True, stable=True)
     step = step_size(*sal.shape, n_steps=n_steps)
 
-    def autocast():
-        if precision == "bf16":
-            return torch.autocast(image.device.type, dtype=torch.bfloat16)
-        return contextlib.nullcontext()
-
     zeros = torch.zeros_like(image)
-    deletion = _curve(forward, image, zeros, order, step, target, batch_size, autocast)
-    insertion = _curve(forward, blur_substrate(image), image, order, step, target, batch_size, autocast)
+    deletion = _curve(forward, image, zeros, order, step, target, batch_size)
+    insertion = _curve(forward, blur_substrate(image), image, order, step, target, batch_size)
     return CurveScores(auc(insertion), auc(deletion), insertion, deletion)

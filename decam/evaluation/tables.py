@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
-    from decam.workflows.evaluate import ImageResult, Row
+    from decam.evaluation.scoring import ImageResult, Row
 
 
 def _mean_std(values: np.ndarray) -> str:

@@ -145,15 +145,3 @@ def to_input(image: Image.Image, size: tuple[int, int], resize: int | None) -> t
     else:
         image = TF.resize(image, list(size), interpolation=TF.InterpolationMode.BILINEAR, antialias=True)
     return TF.to_tensor(image)
-
-
-def fill_image(image: torch.Tensor, kind: str) -> torch.Tensor:
-    """What eliminated pixels become: ``black`` (zeros, the paper), per-channel ``mean``, or ``blur``
-    (Gaussian, kernel 11, σ=5, the insertion metric's starting image)."""
-    if kind == "black":
-        return torch.zeros_like(image)
-    if kind == "mean":
-        return image.mean(dim=(-2, -1), keepdim=True).expand_as(image).clone()
-    if kind == "blur":
-        return TF.gaussian_blur(image.unsqueeze(0), kernel_size=[11, 11], sigma=[5.0, 5.0])[0]
-    raise ValueError(f"unknown fill {kind!r}")

@@ -7,7 +7,6 @@ import contextlib
 import csv
 from pathlib import Path
 
-from decam.search.explainer import Explanation
 from decam.io import atomic_open, safe_stem, save_json, save_npy, save_png
 from decam.io.pictures import colorize, overlay
 
@@ -31,9 +30,11 @@ def is_complete(out_dir: Path, stem: str) -> bool:
 
 
 def write_explanation(
-    out_dir: Path, name: str, exp: Explanation, used: set[str] | None = None, stem: str | None = None
+    out_dir: Path, name: str, exp, used: set[str] | None = None, stem: str | None = None
 ) -> str:
     """Write ``<stem>.saliency.npy``, ``.saliency.png``, ``.overlay.png`` and ``.json``; return the stem.
+
+    ``exp`` is an explanation (decam.search.explanation.Explanation or anything with its fields).
 
     ``stem`` defaults to a unique stem derived from ``name``. The JSON goes last, so its presence
     marks a complete set of outputs.

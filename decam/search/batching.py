@@ -8,10 +8,8 @@ populations thus fill the model's batches, which is what a GPU (and, less so, a 
 
 from __future__ import annotations
 
-import contextlib
 import threading
 from collections.abc import Callable
-from typing import ContextManager
 
 import torch
 
@@ -21,12 +19,8 @@ from decam.errors import ModelOutputError
 class SharedForward:
     """A thread-safe ``forward`` that gathers one chunk from every live worker per model call."""
 
-    def __init__(
-        self,
-        forward: Callable[[torch.Tensor], torch.Tensor],
-        context: Callable[[], ContextManager] = contextlib.nullcontext,
-    ) -> None:
-        self.forward, self.context = forward, context  # context: e.g. autocast, entered per call
+    def __init__(self, forward: Callable[[torch.Tensor], torch.Tensor]) -> None:
+        self.forward = forward  # e.g. a FastForward: it enters autocast itself, in whichever thread runs it
         self._cond = threading.Condition()
         self._live: set[int] = set()
         self._pending: dict[int, torch.Tensor] = {}
@@ -66,8 +60,7 @@ class SharedForward:
         workers = sorted(self._pending)
         chunks = [self._pending.pop(w) for w in workers]
         try:
-            with torch.inference_mode(), self.context():
-                logits = self.forward(torch.cat(chunks) if len(chunks) > 1 else chunks[0])
+            logits = self.forward(torch.cat(chunks) if len(chunks) > 1 else chunks[0])
             self.calls += 1
             if len(chunks) == 1:  # nothing to split: the caller checks the output itself
                 self._results[workers[0]] = logits

@@ -1,12 +1,10 @@
-"""Explainer / Explanation: the one place that wires model, encoding, problem, searcher and aggregator."""
+"""Explainer: the one place that wires model, encoding, problem, searcher and aggregator."""
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -17,35 +15,17 @@ from omegaconf import DictConfig, OmegaConf
 from PIL import Image
 
 from decam.config import load_config, plugin_kwargs
-from decam.search.batching import SharedForward
-from decam.errors import ConfigError, InputError, ModelOutputError
-from decam.io.images import fill_image, open_image, to_input
-from decam.models import (LoadedModel, from_callable, load_model, resolve_precision, search_forward,
-                          tune_allocator)
-from decam.search.problem import SaliencyProblem
+from decam.errors import ConfigError, InputError
+from decam.io.images import open_image, to_input
+from decam.models import FastForward, ForwardSpec, LoadedModel, ModelRunner, from_callable, load_model, tune_allocator
 from decam.registry import AGGREGATORS, ENCODINGS, SEARCHERS
+from decam.search.batching import SharedForward
+from decam.search.engine import run_search
+from decam.search.explanation import Explanation
+from decam.search.problem import SaliencyProblem
+from decam.substrates import fill_image
 
-
-@dataclass
-class Explanation:
-    """A saliency map and how it was found."""
-
-    saliency: np.ndarray
-    """``(H, W)`` float32 in [0, 1] at the model's input size."""
-    target: int
-    class_name: str
-    score: float
-    """Target logit on the unmasked image."""
-    probability: float
-    queries: int
-    seconds: float
-    history: list[dict] = field(default_factory=list)
-    """Per generation: ``generation``, ``best``, ``mean``, ``median``, ``best_area``, ``queries``."""
-    config: dict = field(default_factory=dict)
-    timings: dict = field(default_factory=dict)
-    """Seconds per stage of the search: ``render``, ``compose``, ``forward``, ``searcher`` (the rest)."""
-    image: torch.Tensor | None = field(default=None, repr=False)
-    """The model input that was explained, ``(3, H, W)``."""
+__all__ = ["Explainer", "Explanation", "explain"]
 
 
 @lru_cache(maxsize=4)
@@ -65,7 +45,11 @@ def overrides_from_kwargs(**kwargs: Any) -> list[str]:
 
 
 class Explainer:
-    """Built once from a model and a config; ``explain`` is called per image (construction vs call)."""
+    """Built once from a model and a config; ``explain`` is called per image (construction vs call).
+
+    The search queries the model through one :class:`~decam.models.FastForward` (or, with
+    ``actors``, a pool of Ray actors each holding a copy), built here once.
+    """
 
     def __init__(self, model: str | Callable | LoadedModel | None = None, config: DictConfig | None = None) -> None:
         self.config = config if config is not None else load_config()
@@ -76,13 +60,30 @@ class Explainer:
         self.device = torch.device(self.config.device)
         if self.device.type == "cuda" and not torch.cuda.is_available():
             raise ConfigError(f"device={self.config.device}: no CUDA device is available")
-        self.precision = resolve_precision(self.config.precision, self.device)
-        self.actors = int(self.config.get("actors", 0))
-        if self.actors and self.model.source is None:
-            raise ConfigError(f"actors={self.actors}: each actor loads the model itself, so give it by name (a "
-                              "registered name, torchvision:<arch> or package.module:function), not as a Python object")
-        self._search_forward = search_forward(self.model, self.device, fold=self.config.fold_batchnorm,
-                                              compile=self.config.compile)
+        self.forward = FastForward(self.model, self.device, self.config.precision,
+                                   fold=self.config.fold_batchnorm, compile=self.config.compile)
+        self.precision = self.forward.precision
+        self.pool = None
+        if self.config.actors:
+            if self.model.source is None:
+                raise ConfigError(f"actors={self.config.actors}: each actor loads the model itself, so give it by "
+                                  "name (a registered name, torchvision:<arch> or package.module:function), not as a "
+                                  "Python object")
+            from decam.distributed.actors import ActorPool
+
+            spec = ForwardSpec(self.model.source, self.precision, self.config.fold_batchnorm, self.config.compile)
+            self.pool = ActorPool(spec, self.config.actors, self.config.gpus_per_actor)
+
+    @property
+    def search_forward(self) -> Callable[[torch.Tensor], torch.Tensor]:
+        """What the searches send their batches to: the actor pool, else the fast forward."""
+        return self.pool if self.pool is not None else self.forward
+
+    def close(self) -> None:
+        """Release the Ray actors, if any (they also end with this process)."""
+        if self.pool is not None:
+            self.pool.close()
+            self.pool = None
 
     def prepare(self, image: str | Path | Image.Image | torch.Tensor) -> torch.Tensor:
         """A path, PIL image or tensor → model input ``(3, H, W)`` on the explainer's device."""
@@ -113,7 +114,7 @@ class Explainer:
         with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
             if self.config.seed is not None:
                 torch.manual_seed(self.config.seed)
-            return self._explain(image, target, progress, self._search_forward)
+            return self._explain(image, target, progress, self.search_forward)
 
     def explain_many(
         self,
@@ -133,20 +134,18 @@ class Explainer:
         targets = targets if targets is not None else [None] * len(images)
         popsize = int(self.config.searcher.get("popsize") or self.config.batch_size)
         group = images_per_batch or max(1, self.config.batch_size // max(popsize, 1))
-        if self.actors:  # the actors share one search's batches instead
-            group = 1
         for first in range(0, len(images), group):
             idx = list(range(first, min(first + group, len(images))))
-            shared = SharedForward(self._search_forward, self._autocast)
+            if len(idx) == 1:  # nothing to share: search in this thread
+                yield idx[0], self._attempt(images[idx[0]], targets[idx[0]], progress, idx[0], self.search_forward)
+                continue
+            shared = SharedForward(self.search_forward)
             for i in idx:
                 shared.join(i)
 
             def run(i: int) -> Explanation | Exception:
                 try:
-                    tick = (lambda entry: progress(i, entry)) if progress else None
-                    return self._explain(images[i], targets[i], tick, shared.bind(i))
-                except Exception as e:  # reported per image; the others go on
-                    return e
+                    return self._attempt(images[i], targets[i], progress, i, shared.bind(i))
                 finally:
                     shared.leave(i)
 
@@ -154,16 +153,19 @@ class Explainer:
                 results = list(pool.map(run, idx))
             yield from zip(idx, results)
 
-    def _autocast(self):
-        if self.precision == "bf16":
-            return torch.autocast(self.device.type, dtype=torch.bfloat16)
-        return contextlib.nullcontext()
+    def _attempt(self, image, target, progress, index: int, forward) -> Explanation | Exception:
+        """One image of ``explain_many``: its explanation, or the exception that stopped it."""
+        try:
+            tick = (lambda entry: progress(index, entry)) if progress else None
+            return self._explain(image, target, tick, forward)
+        except Exception as e:  # reported per image; the others go on
+            return e
 
     def _explain(self, image, target, progress, forward) -> Explanation:
         cfg = self.config
         start = time.perf_counter()
         x = self.prepare(image)
-        logits = self._logits(x)
+        logits = ModelRunner(self.model.forward, where="on the unmasked image")(x.unsqueeze(0))[0]  # fp32
         if target is None:
             target = int(logits.argmax())
         if not 0 <= int(target) < logits.numel():
@@ -177,7 +179,7 @@ class Explainer:
             target=int(target),
             class_name=self.model.class_name(int(target)),
             score=float(logits[target]),
-            probability=float(logits.float().softmax(-1)[target]),
+            probability=float(logits.softmax(-1)[target]),
             queries=problem.queries + 1,
             seconds=time.perf_counter() - start,
             history=history,
@@ -186,90 +188,21 @@ class Explainer:
             image=x.cpu(),
         )
 
-    def _logits(self, x: torch.Tensor) -> torch.Tensor:
-        with torch.inference_mode():
-            try:
-                out = self.model.forward(x.unsqueeze(0))
-            except Exception as e:  # the model is a black box: any failure is the model's
-                raise ModelOutputError(f"model raised {type(e).__name__}: {e}") from e
-        if not isinstance(out, torch.Tensor) or out.ndim != 2 or out.shape[0] != 1:
-            shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-            raise ModelOutputError(f"model returned {shape} for one image; expected logits (1, C)")
-        if not torch.isfinite(out).all():
-            raise ModelOutputError("model returned NaN or infinite logits on the unmasked image")
-        return out[0].float()
-
     def _search(self, x: torch.Tensor, target: int, progress, forward) -> tuple[torch.Tensor, SaliencyProblem, list[dict]]:
         cfg = self.config
         encoding = ENCODINGS[cfg.encoding.name](**plugin_kwargs(cfg.encoding)).bind(x)
         aggregator = AGGREGATORS[cfg.aggregator.name](**plugin_kwargs(cfg.aggregator))
         problem = SaliencyProblem(
-            forward,
-            x,
-            target,
-            encoding,
-            fill=fill_image(x, cfg.fill),
-            alpha=cfg.alpha,
-            objective=cfg.objective,
-            batch_size=cfg.batch_size,
-            precision=self.precision,
-            channels_last=self.model.module is not None,
-            seed=cfg.seed,
-            observer=aggregator.observe,
-            **self._actor_options(),
+            ModelRunner(forward, cfg.batch_size), x, target, encoding,
+            fill=fill_image(x, cfg.fill), alpha=cfg.alpha, objective=cfg.objective,
+            channels_last=self.forward.channels_last, seed=cfg.seed, observer=aggregator.observe,
         )
-        try:
-            return self._run_search(problem, encoding, aggregator, progress)
-        finally:
-            if problem.actors is not None:
-                problem.kill_actors()
-
-    def _actor_options(self) -> dict:
-        """SaliencyProblem's arguments for ``actors`` (Ray connected first: decam.distributed.connect)."""
-        if not self.actors:
-            return {}
-        from decam.distributed.cluster import connect
-
-        connect()
-        return {"actors": self.actors, "gpus_per_actor": float(self.config.get("gpus_per_actor", 0.0)),
-                "model_source": self.model.source, "fold_batchnorm": bool(self.config.fold_batchnorm)}
-
-    def _run_search(self, problem: SaliencyProblem, encoding, aggregator,
-                    progress) -> tuple[torch.Tensor, SaliencyProblem, list[dict]]:
-        cfg = self.config
         searcher = SEARCHERS[cfg.searcher.name](problem, **plugin_kwargs(cfg.searcher))
-        history: list[dict] = []
-        generation, last_cost = 0, 0
-        while True:
-            if cfg.budget is None and generation >= cfg.generations:
-                break
-            if cfg.budget is not None and problem.queries + max(last_cost, 1) > cfg.budget and generation > 0:
-                break
-            before = problem.queries
-            searcher.step()
-            generation += 1
-            last_cost = problem.queries - before
-            history.append(_summary(generation, searcher.population, problem.queries))
-            if progress is not None:
-                progress(history[-1])
+        history = run_search(searcher, problem, generations=cfg.generations, budget=cfg.budget, progress=progress)
         pop = searcher.population
         with torch.inference_mode():
             masks = encoding.render(pop.values.as_subclass(torch.Tensor))
         return aggregator.finalize(masks, pop.evals[:, 0]), problem, history
-
-
-def _summary(generation: int, population, queries: int) -> dict:
-    evals = population.evals
-    fitness = evals[:, 0]
-    best = int(fitness.argmax())
-    return {
-        "generation": generation,
-        "best": float(fitness[best]),
-        "mean": float(fitness.mean()),
-        "median": float(fitness.median()),
-        "best_area": float(evals[best, 1]) if evals.shape[1] > 1 else float("nan"),
-        "queries": queries,
-    }
 
 
 def explain(
@@ -299,4 +232,8 @@ def explain(
     if isinstance(model, str):
         overrides["model"] = model
     cfg = load_config(config, overrides_from_kwargs(**overrides))
-    return Explainer(model if not isinstance(model, str) else None, cfg).explain(image, target)
+    explainer = Explainer(model if not isinstance(model, str) else None, cfg)
+    try:
+        return explainer.explain(image, target)
+    finally:
+        explainer.close()

@@ -325,10 +325,12 @@ def log_evaluation(
 
 
 def score_explanation(explainer, exp, n_steps: int | None = None):
-    """Insertion/deletion :class:`~decam.evaluation.metrics.CurveScores` of ``exp`` with the explainer's model."""
+    """Insertion/deletion :class:`~decam.evaluation.metrics.CurveScores` of ``exp`` through the
+    explainer's fast forward (the same precision and layout as its search)."""
     from decam.evaluation.metrics import N_STEPS, insertion_deletion
+    from decam.models import ModelRunner
 
     image = exp.image.to(explainer.device)
-    return insertion_deletion(explainer.model.forward, image, exp.saliency, exp.target,
-                              n_steps=n_steps or N_STEPS, batch_size=explainer.config.batch_size,
-                              precision=explainer.precision)
+    runner = ModelRunner(explainer.forward, explainer.config.batch_size)
+    return insertion_deletion(runner, image, exp.saliency, exp.target, n_steps=n_steps or N_STEPS,
+                              batch_size=runner.batch_size)

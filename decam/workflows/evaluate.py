@@ -1,4 +1,4 @@
-"""Compare explanation methods on the same images, targets and metric (insertion / deletion, RISE protocol).
+"""``decam evaluate``: score explanation methods on the same images, targets and metric, and write it all.
 
 Per image and method it records insertion, deletion, DiffAUC, seconds and model queries, and writes
 into the output folder: ``results.csv`` (one row per image and method, AUCs in [0, 1]),
@@ -13,105 +13,24 @@ from __future__ import annotations
 import csv
 import io
 import json
-import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, fields
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 
-from decam.evaluation.methods import METHODS, Method, create_method
-from decam.errors import ConfigError, DecamError, InputError, ModelOutputError
+from decam.evaluation.methods import Method
+from decam.evaluation.metrics import CurveScores
+from decam.evaluation.scoring import (ImageResult, ImageScorer, ImageScores, Row, build_methods, read_labels,
+                                      split_method_options)
 from decam.evaluation.tables import summary_markdown
-from decam.io.images import open_image, to_input
 from decam.io import atomic_open, save_npy
-from decam.evaluation.metrics import CurveScores, insertion_deletion
-from decam.models import LoadedModel
 from decam.io.outputs import unique_stem
+from decam.models import LoadedModel, ModelRunner
 
-
-@dataclass
-class Row:
-    """One method's scores on one image (AUCs in [0, 1])."""
-
-    image: str
-    stem: str
-    method: str
-    target: int
-    class_name: str
-    probability: float
-    insertion: float
-    deletion: float
-    diff: float
-    seconds: float
-    queries: int
-
-
-@dataclass
-class ImageResult:
-    """All methods on one image, or why the image was skipped."""
-
-    image: str
-    stem: str
-    rows: list[Row] = field(default_factory=list)
-    error: str | None = None
-    exit_code: int = 0
-
-
-@dataclass
-class ImageScores:
-    """What scoring one image gives, before anything is written (it may travel from a Ray worker):
-    the result, the model input ``(3, H, W)`` on the CPU, and each method's map and curves."""
-
-    result: ImageResult
-    x: torch.Tensor | None = None
-    maps: dict[str, np.ndarray] = field(default_factory=dict)
-    scores: dict[str, CurveScores] = field(default_factory=dict)
-
-
-def split_method_options(overrides: list[str]) -> tuple[list[str], dict[str, dict]]:
-    """``key=value`` overrides → (decam config overrides, {method: options}).
-
-    A key whose first part names a registered method other than ``decam`` (``gradcam.target_layer=net.layer4``,
-    ``rise.n_masks=2000``) is that method's option; every other key configures the decam method.
-    """
-    from omegaconf import OmegaConf
-
-    config, options = [], {}
-    for item in overrides:
-        key, _, value = item.partition("=")
-        head, dot, rest = key.partition(".")
-        if dot and head != "decam" and head in METHODS:
-            options.setdefault(head, {}).update(OmegaConf.to_container(OmegaConf.from_dotlist([f"{rest}={value}"])))
-        else:
-            config.append(item)
-    return config, options
-
-
-def build_methods(names: Sequence[str], model: LoadedModel, config, options: dict[str, dict] | None = None,
-                  precision: str = "fp32") -> dict[str, Method]:
-    """Validated options → one bound method per name (target layers are resolved here, before any image)."""
-    from decam.config import validate_section
-
-    options = options or {}
-    unused = set(options) - set(names)
-    if unused:
-        raise ConfigError(f"options given for {', '.join(sorted(unused))}, which --methods does not include")
-    if not names:
-        raise ConfigError("no methods to evaluate")
-    out = {}
-    for name in names:
-        if name in out:
-            raise ConfigError(f"method {name!r} is listed twice")
-        if name == "decam":
-            out[name] = create_method(name, model, precision, config=config)
-            continue
-        params = validate_section(name, METHODS, {"name": name, **options.get(name, {})}, skip=1)
-        params.pop("name")
-        out[name] = create_method(name, model, precision, **params)
-    return out
+__all__ = ["Evaluation", "ImageResult", "ImageScores", "Row", "build_methods", "evaluation_spec", "read_labels",
+           "split_method_options"]
 
 
 def evaluation_spec(config, methods: Sequence[str], options: dict[str, dict] | None = None,
@@ -124,29 +43,10 @@ def evaluation_spec(config, methods: Sequence[str], options: dict[str, dict] | N
                        "options": options or {}, "labels": labels}, sort_keys=True)
 
 
-def read_labels(path: str | Path) -> dict[str, int]:
-    """``file,class_index`` CSV (extra columns ignored) → {file name: class index}."""
-    path = Path(path)
-    try:
-        with open(path, newline="", encoding="utf-8") as f:
-            reader = csv.DictReader(f)
-            missing = {"file", "class_index"} - set(reader.fieldnames or [])
-            if missing:
-                raise InputError(f"{path}: labels CSV lacks column(s) {', '.join(sorted(missing))} "
-                                 "(expected file,class_index)")
-            out = {}
-            for line, rec in enumerate(reader, start=2):
-                try:
-                    out[Path(rec["file"]).name] = int(rec["class_index"])
-                except (TypeError, ValueError):
-                    raise InputError(f"{path}:{line}: class_index {rec['class_index']!r} is not an integer") from None
-    except (OSError, UnicodeDecodeError, csv.Error) as e:
-        raise InputError(f"{path}: cannot read labels ({e})") from None
-    return out
 
-
-class Evaluation:
-    """Built once from a model and named methods; ``run(images)`` scores every method on every image."""
+class Evaluation(ImageScorer):
+    """Built once from a model and named methods; ``run(images)`` scores every method on every image
+    and keeps the output folder up to date after each."""
 
     def __init__(
         self,
@@ -155,16 +55,12 @@ class Evaluation:
         out_dir: str | Path,
         *,
         labels: dict[str, int] | None = None,
-        precision: str = "fp32",
-        batch_size: int = 64,
+        runner: ModelRunner | None = None,
         device: str | torch.device = "cpu",
         gallery_rows: int = 8,
     ) -> None:
-        self.model, self.methods, self.out_dir = model, methods, Path(out_dir)
-        self.labels, self.precision, self.batch_size = labels, precision, batch_size
-        self.device, self.gallery_rows = torch.device(device), gallery_rows
-        if model.module is not None:
-            model.module.to(self.device)
+        super().__init__(model, methods, labels=labels, runner=runner, device=device)
+        self.out_dir, self.gallery_rows = Path(out_dir), gallery_rows
         self.results: list[ImageResult] = []
         self._gallery: list[tuple[str, torch.Tensor, dict[str, np.ndarray]]] = []
         self._used_stems: set[str] = set()
@@ -176,7 +72,7 @@ class Evaluation:
         overrides the config's (the driver of a Ray run, which only writes, stays on the CPU)."""
         from omegaconf import OmegaConf
 
-        from decam.models import load_model, resolve_precision, tune_allocator
+        from decam.models import FastForward, load_model, tune_allocator
 
         spec = json.loads(spec)
         cfg = OmegaConf.create(spec["config"])
@@ -184,10 +80,11 @@ class Evaluation:
             cfg.device = device
         tune_allocator()
         model = load_model(cfg.model, cfg.weights)
-        precision = resolve_precision(cfg.precision, torch.device(cfg.device))
-        methods = build_methods(spec["methods"], model, cfg, spec["options"], precision)
-        return cls(model, methods, out_dir, labels=spec["labels"], precision=precision, batch_size=cfg.batch_size,
-                   device=cfg.device, gallery_rows=gallery_rows)
+        fast = FastForward(model, cfg.device, cfg.precision, fold=cfg.fold_batchnorm, compile=cfg.compile)
+        runner = ModelRunner(fast, cfg.batch_size)
+        methods = build_methods(spec["methods"], model, cfg, spec["options"], runner)
+        return cls(model, methods, out_dir, labels=spec["labels"], runner=runner, device=cfg.device,
+                   gallery_rows=gallery_rows)
 
     def run(
         self,
@@ -211,56 +108,6 @@ class Evaluation:
 
             save_figure(self.out_dir / "gallery.png", gallery(self._gallery))
         return self.results
-
-    def target_for(self, path: Path, x: torch.Tensor) -> tuple[int, float]:
-        """The label from the CSV (else the model's top-1 class) and its probability on ``x``."""
-        with torch.inference_mode():
-            probs = self.model.forward(x.unsqueeze(0)).float().softmax(-1)[0]
-        if not torch.isfinite(probs).all():
-            raise ModelOutputError("model returned NaN or infinite logits on the image")
-        if self.labels is None:
-            target = int(probs.argmax())
-        elif path.name not in self.labels:
-            raise InputError(f"{path.name}: not in the labels CSV")
-        else:
-            target = self.labels[path.name]
-        if not 0 <= target < probs.numel():
-            raise InputError(f"{path.name}: label {target} is outside the model's {probs.numel()} classes")
-        return target, float(probs[target])
-
-    def score(self, path: str | Path, stem: str, image: Image.Image | None = None) -> ImageScores:
-        """All methods on one image (``image``: already decoded, else opened from ``path``); nothing
-        is written. Any failure → ImageScores whose result has ``error`` and no rows."""
-        path = Path(path)
-        result = ImageResult(str(path), stem)
-        method = None
-        try:
-            x = to_input(open_image(path) if image is None else image, self.model.input_size,
-                         self.model.resize).to(self.device)
-            target, prob = self.target_for(path, x)
-            maps, scores = {}, {}
-            for method, explain in self.methods.items():
-                start = time.perf_counter()
-                maps[method] = explain(x, target)
-                seconds = time.perf_counter() - start
-                s = insertion_deletion(self.model.forward, x, maps[method], target,
-                                       batch_size=self.batch_size, precision=self.precision)
-                scores[method] = s
-                result.rows.append(Row(str(path), result.stem, method, target, self.model.class_name(target),
-                                       prob, s.insertion, s.deletion, s.diff, seconds, explain.queries))
-        except KeyboardInterrupt:
-            raise
-        except Exception as e:  # reported and skipped: one bad image or method failure must not end the run
-            return self.failed(path, stem, e, method)
-        return ImageScores(result, x.cpu(), maps, scores)
-
-    def failed(self, path: str | Path, stem: str, error: Exception, method: str | None = None) -> ImageScores:
-        """An image that ``error`` stopped (while ``method`` ran, or before any): no rows, a one-line error."""
-        msg = " ".join(str(error).split()) if isinstance(error, DecamError) else f"{type(error).__name__}: {error}"
-        where = f"{method}: " if method else ""
-        prefix = "" if msg.startswith(str(path)) else f"{path}: "
-        code = error.exit_code if isinstance(error, DecamError) else 1
-        return ImageScores(ImageResult(str(path), stem, error=f"{prefix}{where}{msg}", exit_code=code))
 
     def record(self, scored: ImageScores) -> ImageResult:
         """Keep one image's outcome: its maps, curves and gallery row, then the tables rewritten."""

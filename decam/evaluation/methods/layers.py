@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from decam.errors import ConfigError
-from decam.models import Normalized
+from decam.models.loaded import Normalized
 
 
 @dataclass
