@@ -1,18 +1,35 @@
-"""decam: black-box saliency maps for image classifiers, found by evolutionary search (DE-CAM)."""
+"""decam: black-box saliency maps for image classifiers, found by evolutionary search (DE-CAM).
+
+The public facade. Names load on first use, so ``import decam`` (and ``decam --help``) stays fast;
+``decam.explain``, ``decam.Explainer`` and the ``register_*`` / ``list_*`` / ``create_*`` helpers
+are the API plugin authors and users call.
+"""
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from importlib import import_module
+from typing import TYPE_CHECKING, Any, Callable
 
 from decam.errors import ConfigError, DecamError, InputError, ModelOutputError, ModelUnavailableError
-from decam.search.explainer import Explainer, Explanation, explain
 from decam.registry import AGGREGATORS, ENCODINGS, SEARCHERS, Range, Registry
+
+if TYPE_CHECKING:
+    from decam.search.explainer import Explainer, Explanation, explain
 
 __version__ = "0.1.0"
 
+_LAZY = {"Explainer": "decam.search.explainer", "Explanation": "decam.search.explanation",
+         "explain": "decam.search.explainer"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'decam' has no attribute {name!r}")
+
 
 def register_encoding(name: str) -> Callable:
-    """Decorator registering an :class:`~decam.encodings.Encoding` subclass under ``name``."""
+    """Decorator registering an :class:`~decam.encodings.base.Encoding` subclass under ``name``."""
     return ENCODINGS.register(name)
 
 
@@ -39,7 +56,7 @@ def list_aggregators() -> list[str]:
 
 
 def create_encoding(name: str, **cfg: Any):
-    """An encoding instance; unknown names raise ``ValueError`` naming the closest ones."""
+    """An encoding instance; unknown names raise ``ConfigError`` naming the closest ones."""
     return ENCODINGS[name](**cfg)
 
 

@@ -8,10 +8,11 @@ import torch
 
 from decam.errors import InputError
 from decam.search.explainer import Explainer
-from conftest import OracleModel, paper_config
+from conftest import paper_config
+from decam.testing import BoxOracle
 
 
-class CountingOracle(OracleModel):
+class CountingOracle(BoxOracle):
     def __init__(self, *a, **kw) -> None:
         super().__init__(*a, **kw)
         self.batch_sizes: list[int] = []
@@ -31,24 +32,24 @@ def explainer(model) -> Explainer:
 
 
 def test_populations_of_several_images_share_one_forward_and_give_the_same_maps():
-    shared_model = CountingOracle(region=(8, 30, 24, 46))
+    shared_model = CountingOracle((8, 30, 24, 46))
     results = dict(explainer(shared_model).explain_many(images(), images_per_batch=3))
     search_batches = [b for b in shared_model.batch_sizes if b > 1]
     assert search_batches and all(b == 3 * 8 for b in search_batches)  # 3 populations of 8 per call
 
-    alone = explainer(OracleModel(region=(8, 30, 24, 46)))
+    alone = explainer(BoxOracle((8, 30, 24, 46)))
     for i, image in enumerate(images()):
         assert np.array_equal(results[i].saliency, alone.explain(image).saliency)
 
 
 def test_default_group_fills_the_batch_size():
-    model = CountingOracle(region=(8, 30, 24, 46))
+    model = CountingOracle((8, 30, 24, 46))
     list(explainer(model).explain_many(images() * 4))  # 12 images, popsize 8, batch 64 → 8 at a time
     assert max(model.batch_sizes) == 64
 
 
 def test_a_failing_image_is_reported_and_the_others_finish():
-    model = OracleModel(region=(8, 30, 24, 46))
+    model = BoxOracle((8, 30, 24, 46))
     batch = [images()[0], torch.ones(2, 48, 48), images()[1]]  # the middle one has 2 channels
     results = dict(explainer(model).explain_many(batch, images_per_batch=3))
     assert isinstance(results[1], InputError)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+import torchvision.transforms.functional as TF
 from PIL import Image
 
 import decam
@@ -90,16 +91,21 @@ def test_fill_decides_what_eliminated_pixels_become(fill):
     seen = []
 
     def model(x):
-        seen.append(x[:, :, 0, 0].clone())  # corner pixel: usually eliminated
+        seen.append(x.clone())
         return torch.stack([x.mean(dim=(1, 2, 3)), torch.zeros(x.shape[0])], 1)
 
     image = torch.rand(3, 32, 32) * 0.5 + 0.25
+    expected = {
+        "black": torch.zeros_like(image),
+        "mean": image.mean(dim=(1, 2), keepdim=True).expand_as(image),
+        "blur": TF.gaussian_blur(image[None], kernel_size=[11, 11], sigma=[5.0, 5.0])[0],
+    }[fill]
     decam.explain(model, image, fill=fill, generations=1, popsize=8)
-    pixels = torch.cat(seen[1:])
-    if fill == "black":
-        assert (pixels == 0).any(dim=1).any()
-    else:
-        assert (pixels > 0).all()
+    queries = torch.cat(seen[1:])  # the first call scores the unmasked image
+    kept = (queries - image).abs().amax(dim=1) < 1e-5
+    filled = (queries - expected).abs().amax(dim=1) < 1e-5
+    assert (kept | filled).all()  # every pixel is either the image's or the fill's
+    assert filled[~kept].numel() > 0.1 * kept.numel()  # and many were eliminated
 
 
 def test_pil_image_and_path_are_resized_to_the_model_input(tmp_path, oracle):

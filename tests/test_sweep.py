@@ -15,12 +15,11 @@ from decam.errors import ConfigError  # noqa: E402
 from decam.workflows.sweep import load_study, run_study  # noqa: E402
 from decam.tracking import Tracker  # noqa: E402
 
-from conftest import TINY_MODEL_SOURCE as TINY  # noqa: E402
 STUDY = """
 name: tiny-grid
 images: [{image}]
 base:
-  model: decam_tiny_sweep:build
+  model: tiny_models:tiny
   generations: 3
   batch_size: 16
   searcher: {{name: de, popsize: 8}}
@@ -39,8 +38,6 @@ def store(tmp_path_factory) -> str:
 
 @pytest.fixture
 def study_file(tmp_path, monkeypatch) -> Path:
-    (tmp_path / "decam_tiny_sweep.py").write_text(TINY)
-    monkeypatch.syspath_prepend(str(tmp_path))
     image = tmp_path / "photo.jpg"
     Image.fromarray((np.random.default_rng(1).random((48, 48, 3)) * 255).astype(np.uint8)).save(image)
     path = tmp_path / "study.yaml"

@@ -24,8 +24,7 @@ from decam.search.explainer import Explainer  # noqa: E402
 from decam.tracking import (  # noqa: E402
     Tracker, TrackingError, log_evaluation, log_explanation, run_params, score_explanation)
 
-from conftest import TINY_MODEL_SOURCE as TINY  # noqa: E402
-RUN = ["model=decam_tiny_tracking:build", "generations=3", "searcher.popsize=8", "batch_size=16"]
+RUN = ["model=tiny_models:tiny", "generations=3", "searcher.popsize=8", "batch_size=16"]
 
 
 @pytest.fixture(scope="module")
@@ -36,9 +35,7 @@ def store(tmp_path_factory) -> str:
 
 @pytest.fixture
 def tiny(tmp_path, monkeypatch) -> Path:
-    """A tiny black-box model importable as ``decam_tiny_tracking:build`` and one 48x48 photo."""
-    (tmp_path / "decam_tiny_tracking.py").write_text(TINY)
-    monkeypatch.syspath_prepend(str(tmp_path))
+    """A tiny black-box model importable as ``tiny_models:tiny`` and one 48x48 photo."""
     image = tmp_path / "photo.jpg"
     Image.fromarray((np.random.default_rng(0).random((48, 48, 3)) * 255).astype(np.uint8)).save(image)
     return image
@@ -97,7 +94,7 @@ def test_explain_cli_logs_one_run_per_image(tiny, tmp_path, monkeypatch, store):
                "--out", str(tmp_path / "out"), "--quiet", "--experiment", "cli"])
     assert rc == 0
     runs = search_runs(monkeypatch, uri, "cli")
-    assert len(runs) == 1 and runs["params.model"][0] == "decam_tiny_tracking:build"
+    assert len(runs) == 1 and runs["params.model"][0] == "tiny_models:tiny"
     assert 0 <= runs["metrics.insertion"][0] <= 1 and "metrics.deletion" in runs
 
 

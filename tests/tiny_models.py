@@ -103,8 +103,8 @@ def plain_callable():
 
 
 def oracle() -> LoadedModel:
-    """conftest's OracleModel by name, for Ray actors that load the model themselves: class 0's
+    """decam.testing.BoxOracle by name, for Ray actors that load the model themselves: class 0's
     logit is the kept fraction of a 16x16 box at rows 8–24, columns 30–46 of a 48x48 image."""
-    from conftest import OracleModel
+    from decam.testing import BoxOracle
 
-    return LoadedModel(OracleModel(region=(8, 30, 24, 46)), SIZE, None, ["evidence", "constant"], "oracle")
+    return LoadedModel(BoxOracle((8, 30, 24, 46)), SIZE, None, ["evidence", "constant"], "oracle")

@@ -1,0 +1,73 @@
+"""Oracle black boxes: models whose evidence sits in a known region, so a test (yours or decam's)
+can check that a search finds it. Each also says where its evidence is (``region_mask``)."""
+
+from __future__ import annotations
+
+import torch
+
+#: ``(top, left, side)`` of the square oracle's evidence square in a 48 × 48 image.
+DEFAULT_REGION = (10, 24, 16)
+
+
+def oracle_image(size: int = 48, region: tuple[int, int, int] = DEFAULT_REGION, seed: int = 0) -> torch.Tensor:
+    """A ``(3, size, size)`` image: dim smooth texture in [0.2, 0.6] with the region painted a bright red.
+
+    Every pixel is at least 0.2, so the oracle can read the kept fraction from a black-filled input.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    noise = torch.rand(1, 3, size // 4, size // 4, generator=gen)
+    image = 0.2 + 0.4 * torch.nn.functional.interpolate(noise, size=(size, size), mode="bilinear")[0]
+    top, left, side = region
+    image[:, top : top + side, left : left + side] = torch.tensor([0.9, 0.3, 0.3])[:, None, None]
+    return image
+
+
+def box_mask(height: int, width: int, box: tuple[int, int, int, int]) -> torch.Tensor:
+    """Boolean ``(height, width)`` map of ``box = (top, left, bottom, right)``."""
+    top, left, bottom, right = box
+    out = torch.zeros(height, width, dtype=torch.bool)
+    out[top:bottom, left:right] = True
+    return out
+
+
+def region_mask(size: int = 48, region: tuple[int, int, int] = DEFAULT_REGION) -> torch.Tensor:
+    """Boolean ``(size, size)`` map of the square oracle's evidence square ``(top, left, side)``."""
+    top, left, side = region
+    return box_mask(size, size, (top, left, top + side, left + side))
+
+
+class BoxOracle:
+    """A black box whose class-0 logit is ``scale`` × the fraction of a hidden box a masked image keeps.
+
+    The kept fraction is the box's pixel values relative to ``reference`` (default: an all-ones
+    image), so it expects black-filled inputs ``M ⊙ image``. Class 1 is the constant
+    ``rival`` × ``scale``. ``calls`` counts the images it has scored.
+    """
+
+    def __init__(self, box: tuple[int, int, int, int], reference: torch.Tensor | None = None,
+                 scale: float = 10.0, rival: float = 0.5) -> None:
+        top, left, bottom, right = box
+        self.box, self.scale, self.rival, self.calls = box, float(scale), float(rival), 0
+        self.rows, self.cols = slice(top, bottom), slice(left, right)
+        self.patch = None if reference is None else reference[:, self.rows, self.cols]
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls += x.shape[0]
+        part = x[:, :, self.rows, self.cols]
+        if self.patch is None:
+            kept = part.mean(dim=(1, 2, 3))
+        else:
+            kept = (part / self.patch.to(x)).mean(dim=(1, 2, 3)).clamp(0.0, 1.0)
+        return torch.stack([self.scale * kept, torch.full_like(kept, self.rival * self.scale)], dim=1)
+
+    def region_mask(self, height: int, width: int) -> torch.Tensor:
+        return box_mask(height, width, self.box)
+
+
+class SquareOracle(BoxOracle):
+    """:class:`BoxOracle` on :func:`oracle_image`: class-0 logit = ``scale`` × the kept fraction of the
+    square ``region = (top, left, side)`` of ``image``; class 1 is always 0."""
+
+    def __init__(self, image: torch.Tensor, region: tuple[int, int, int] = DEFAULT_REGION, scale: float = 4.0) -> None:
+        top, left, side = region
+        super().__init__((top, left, top + side, left + side), reference=image, scale=scale, rival=0.0)
