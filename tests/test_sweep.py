@@ -6,13 +6,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 from PIL import Image
 
 mlflow = pytest.importorskip("mlflow")
 
 from decam.cli import main  # noqa: E402
 from decam.errors import ConfigError  # noqa: E402
-from decam.workflows.sweep import load_study, run_study  # noqa: E402
+from decam.workflows.sweep import load_study, plan, run_study  # noqa: E402
 from decam.tracking import Tracker  # noqa: E402
 
 STUDY = """
@@ -127,3 +128,20 @@ def test_random_sample_is_reproducible_and_in_range(study_file, tmp_path):
     a, b = load_study(path), load_study(path)
     assert a.points == b.points and len(a.points) == 5 and a.keys == ["searcher.CR", "encoding.K"]
     assert all(0.1 <= p["searcher.CR"] <= 0.9 and p["encoding.K"] in (2, 4, 8) for p in a.points)
+
+
+def test_base_and_points_are_mapping_layers_and_a_swept_plugin_keeps_the_base_settings(study_file, tmp_path):
+    """``base: {searcher: {popsize: 8}}`` applies to every searcher the grid switches to; CLI overrides stay strings."""
+    text = study_file.read_text().split("grid:")[0] + "grid:\n  searcher: [de, cmaes]\nmetrics: {n_steps: 8}\n"
+    path = tmp_path / "searchers.yaml"
+    path.write_text(text.replace("searcher: {name: de, popsize: 8}", "searcher: {popsize: 8}"))
+    study = load_study(path, ["generations=2"])
+    assert study.base == [{"model": "decam_tiny_sweep:build", "generations": 3, "batch_size": 16,
+                           "searcher": {"popsize": 8}}, "generations=2"]
+    configs = [child.config for child in plan(study)]
+    assert [(c.searcher.name, c.searcher.popsize, c.generations) for c in configs] == [("de", 8, 2), ("cmaes", 8, 2)]
+    assert "CR" not in configs[1].searcher  # the switched-to plugin starts from its own defaults
+    bad = tmp_path / "bad_base.yaml"
+    bad.write_text(yaml.safe_dump({**yaml.safe_load(text), "base": ["generations=3"]}))
+    with pytest.raises(ConfigError, match="base must be a mapping"):
+        load_study(bad)

@@ -386,7 +386,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
     default = load_config()
     print("Parameters show the values a run starts from: configs/default.yaml for the default plugin "
-          "(marked *), else the plugin's configs/<section>/<name>.yaml or its own defaults.")
+          "(marked *), else the plugin's own defaults.")
     for section, (registry, skip) in SECTIONS.items():
         print(f"{section}s:")
         for name in registry:

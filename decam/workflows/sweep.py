@@ -1,6 +1,6 @@
 """Studies: a base config swept over a grid (or a random sample) of config keys, over a set of images.
 
-A study file holds ``images:`` (a folder or a list of paths), ``base:`` (config overrides),
+A study file holds ``images:`` (a folder or a list of paths), ``base:`` (config keys to values),
 ``grid:`` (dotted key → list of values) or ``sample:`` (``n``, ``seed``, ``params``: key → list of
 choices or ``{uniform|loguniform|int: [low, high]}``), and optionally ``name``, ``experiment``,
 ``limit``, ``target`` and ``metrics: {n_steps: N}``.
@@ -27,9 +27,8 @@ import numpy as np
 import yaml
 from omegaconf import DictConfig, OmegaConf
 
-from decam.config import load_config
+from decam.config import config_from_kwargs, load_config
 from decam.errors import ConfigError, DecamError, InputError
-from decam.search.explainer import overrides_from_kwargs
 from decam.io import atomic_open, safe_stem
 from decam.evaluation.metrics import N_STEPS
 from decam.tracking import Tracker, log_explanation, score_explanation
@@ -46,7 +45,8 @@ class Study:
     name: str
     experiment: str
     images: list[Path]
-    base: list[str]
+    base: list[str | dict[str, Any]]
+    """Config override layers: the study's ``base:`` as a mapping, then command-line ``key=value`` strings."""
     keys: list[str]
     points: list[dict[str, Any]]
     target: int | None = None
@@ -167,7 +167,10 @@ def load_study(
         raise ConfigError(f"{where}: use grid or sample, not both")
     grid = dict(spec.get("grid") or {})
     metrics = dict(spec.get("metrics") or {})
-    base = overrides_from_kwargs(**(spec.get("base") or {}))
+    base_spec = spec.get("base") or {}
+    if not isinstance(base_spec, dict) or not all(isinstance(k, str) for k in base_spec):
+        raise ConfigError(f"{where}: base must be a mapping of config keys to values")
+    base: list[str | dict[str, Any]] = [config_from_kwargs(**base_spec)]
     for item in overrides or []:
         key, sep, value = item.partition("=")
         if key.startswith(("grid.", "metrics.")) and sep:
@@ -208,7 +211,7 @@ def plan(study: Study) -> list[Child]:
     digests = {p: _file_digest(p) for p in study.images}
     children = []
     for point in study.points:
-        cfg = load_config(None, study.base + overrides_from_kwargs(**point))
+        cfg = load_config(None, [*study.base, config_from_kwargs(**point)])
         resolved = OmegaConf.to_container(cfg)
         for image in study.images:
             key = _digest({"config": resolved, "image": image.name, "sha": digests[image],
@@ -232,11 +235,24 @@ def _parent(tracker: Tracker, study: Study, key: str) -> str:
     run_id = tracker.start_run(study.name, {STUDY_TAG: study.name, STUDY_KEY_TAG: key})
     params = {"study.keys": ",".join(study.keys) or "-", "study.configurations": len(study.points),
               "study.n_steps": study.n_steps, "study.target": study.target if study.target is not None else "top-1"}
-    params.update({f"base.{o.partition('=')[0]}": o.partition("=")[2] for o in study.base})
+    params.update({f"base.{k}": v for k, v in _base_params(study.base).items()})
     if study.grid:
         params.update({f"grid.{k}": str(sorted({p[k] for p in study.points}, key=str)) for k in study.keys})
     tracker.log_params(run_id, params)
     return run_id
+
+
+def _base_params(layers: list[Any], prefix: str = "") -> dict[str, str]:
+    """A study's base layers as dotted key → value text, for its parent run's parameters and study.yaml."""
+    out: dict[str, str] = {}
+    for layer in layers:
+        items = [layer.partition("=")[::2]] if isinstance(layer, str) else layer.items()
+        for key, value in items:
+            if isinstance(value, dict):
+                out.update(_base_params([value], f"{prefix}{key}."))
+            else:
+                out[prefix + key] = "null" if value is None else str(value)
+    return out
 
 
 def run_study(
@@ -385,7 +401,8 @@ def log_summary(tracker: Tracker, parent: str, study: Study, result: StudyResult
         folder = Path(out_dir) / "summary" if out_dir else Path(tmp)
         write_summary(folder, study, result)
         with atomic_open(folder / "study.yaml", "w") as f:
-            yaml.safe_dump({"name": study.name, "images": [p.name for p in study.images], "base": study.base,
+            base = [f"{k}={v}" for k, v in _base_params(study.base).items()]
+            yaml.safe_dump({"name": study.name, "images": [p.name for p in study.images], "base": base,
                             "keys": study.keys, "points": study.points, "target": study.target,
                             "n_steps": study.n_steps}, f, sort_keys=False)
         tracker.log_artifacts(parent, folder, "summary")
