@@ -5,10 +5,20 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from decam.errors import ConfigError, DecamError, InputError, ModelOutputError, ModelUnavailableError
-from decam.search.explainer import Explainer, Explanation, explain
 from decam.registry import AGGREGATORS, ENCODINGS, SEARCHERS, Range, Registry
 
 __version__ = "0.1.0"
+_EXPLAINER = ("Explainer", "Explanation", "explain")
+
+
+def __getattr__(name: str) -> Any:
+    """``decam.Explainer``, ``decam.Explanation`` and ``decam.explain`` import torch on first use, so
+    that ``import decam`` (and ``decam --help``) stays light."""
+    if name in _EXPLAINER:
+        from decam.search import explainer
+
+        return getattr(explainer, name)
+    raise AttributeError(f"module 'decam' has no attribute {name!r}")
 
 
 def register_encoding(name: str) -> Callable:

@@ -18,10 +18,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from decam.cli import _split_positionals, expand_images
 from decam.config import load_config
 from decam.errors import DecamError, ModelUnavailableError
 from decam.workflows.evaluate import Evaluation, build_methods, read_labels, split_method_options
+from decam.workflows.inputs import expand_images, split_items
 from decam.io import atomic_open, safe_stem
 from decam.models import load_model, resolve_precision, tune_allocator
 
@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="decam-out/table1")
     args = parser.parse_args(argv)
 
-    image_args, overrides = _split_positionals(args.items)
+    image_args, overrides = split_items(args.items)
     images = expand_images(image_args)[: args.limit]
     labels = read_labels(args.labels) if args.labels else None
     methods = [m for m in args.methods.split(",") if m]
