@@ -7,7 +7,6 @@ are the API plugin authors and users call.
 
 from __future__ import annotations
 
-from importlib import import_module
 from typing import TYPE_CHECKING, Any, Callable
 
 from decam.errors import ConfigError, DecamError, InputError, ModelOutputError, ModelUnavailableError
@@ -17,16 +16,17 @@ if TYPE_CHECKING:
     from decam.search.explainer import Explainer, Explanation, explain
 
 __version__ = "0.1.0"
-
-_LAZY = {"Explainer": "decam.search.explainer", "Explanation": "decam.search.explanation",
-         "explain": "decam.search.explainer"}
+_EXPLAINER = ("Explainer", "Explanation", "explain")
 
 
 def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'decam' has no attribute {name!r}")
+    """``decam.Explainer``, ``decam.Explanation`` and ``decam.explain`` import torch on first use, so
+    that ``import decam`` (and ``decam --help``) stays light."""
+    if name in _EXPLAINER:
+        from decam.search import explainer
 
+        return getattr(explainer, name)
+    raise AttributeError(f"module 'decam' has no attribute {name!r}")
 
 def register_encoding(name: str) -> Callable:
     """Decorator registering an :class:`~decam.encodings.base.Encoding` subclass under ``name``."""

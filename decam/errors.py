@@ -31,3 +31,7 @@ class ModelOutputError(DecamError):
     """The black-box model raised or returned something that is not finite logits (exit code 4)."""
 
     exit_code = 4
+
+
+EXIT_PARTIAL = 1
+"""Exit code of a run over many items in which some failed and the others were written."""

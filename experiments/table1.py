@@ -17,10 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
-from decam.cli import _split_positionals, expand_images
 from decam.config import load_config
 from decam.errors import DecamError, ModelUnavailableError
 from decam.workflows.evaluate import Evaluation, build_methods, read_labels, split_method_options
+from decam.workflows.inputs import expand_images, split_items
 from decam.io import atomic_open, safe_stem
 from decam.models import FastForward, ModelRunner, load_model, tune_allocator
 
@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="decam-out/table1")
     args = parser.parse_args(argv)
 
-    image_args, overrides = _split_positionals(args.items)
+    image_args, overrides = split_items(args.items)
     images = expand_images(image_args)[: args.limit]
     labels = read_labels(args.labels) if args.labels else None
     methods = [m for m in args.methods.split(",") if m]

@@ -143,3 +143,26 @@ def test_cli_evaluate_logs_the_comparison_to_mlflow(photos, tmp_path):
     children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
     assert len(runs) == 1 + 4 and len(children) == 4  # a parent + (2 images × 2 methods)
     assert all("diffauc" in r.data.metrics for r in children)
+
+
+def test_cli_evaluate_takes_tracking_overrides_and_options_after_the_images(photos, tmp_path):
+    mlflow = pytest.importorskip("mlflow")
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    args = ["evaluate", "--out", str(tmp_path / "ev"), "--quiet", str(photos), "--methods", "gaussian",
+            f"tracking.uri={uri}", "--limit", "1", "tracking.experiment=from-overrides",
+            "--model", "test_evaluate:oracle_model"]
+    assert main(args) == 0  # tracking.uri implies tracking, as --tracking-uri does
+    client = mlflow.MlflowClient(tracking_uri=uri)
+    runs = client.search_runs([client.get_experiment_by_name("from-overrides").experiment_id])
+    assert len(runs) == 1 + 1  # a parent + (1 image × 1 method)
+    assert (tmp_path / "ev" / "results.csv").is_file()
+
+
+def test_cli_evaluate_rejects_unknown_tracking_keys_before_the_model_loads(photos, tmp_path, monkeypatch, capsys):
+    def no_model(*args, **kwargs):
+        raise AssertionError("the model was loaded before the options were checked")
+
+    monkeypatch.setattr(Evaluation, "from_spec", no_model)
+    assert main(["evaluate", str(photos), "tracking.colour=red", "--out", str(tmp_path / "ev")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("decam: error: unknown key tracking.colour") and len(err.splitlines()) == 1

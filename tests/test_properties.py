@@ -135,7 +135,14 @@ def test_yaml_python_tags_are_never_constructed(tmp_path, monkeypatch):
 
 def test_only_omegaconfs_data_resolvers_are_registered():
     """A resolver is code run while reading a config: decam (and its dependencies) must add none."""
-    import decam.cli  # noqa: F401  everything the command line imports
+    # everything the command line imports (its commands import the heavy parts when they run)
+    import decam.cli  # noqa: F401
+    import decam.evaluation.methods  # noqa: F401
+    import decam.search.explainer  # noqa: F401
+    import decam.tracking  # noqa: F401
+    import decam.workflows.evaluate  # noqa: F401
+    import decam.workflows.explain  # noqa: F401
+    import decam.workflows.sweep  # noqa: F401
     from omegaconf.basecontainer import BaseContainer
 
     resolvers = getattr(BaseContainer, "_resolvers", None)

@@ -136,7 +136,7 @@ def test_base_and_points_are_mapping_layers_and_a_swept_plugin_keeps_the_base_se
     path = tmp_path / "searchers.yaml"
     path.write_text(text.replace("searcher: {name: de, popsize: 8}", "searcher: {popsize: 8}"))
     study = load_study(path, ["generations=2"])
-    assert study.base == [{"model": "decam_tiny_sweep:build", "generations": 3, "batch_size": 16,
+    assert study.base == [{"model": "tiny_models:tiny", "generations": 3, "batch_size": 16,
                            "searcher": {"popsize": 8}}, "generations=2"]
     configs = [child.config for child in plan(study)]
     assert [(c.searcher.name, c.searcher.popsize, c.generations) for c in configs] == [("de", 8, 2), ("cmaes", 8, 2)]

@@ -14,7 +14,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from PIL import Image
 
-from decam.config import load_config, plugin_kwargs
+from decam.config import config_from_kwargs, load_config, plugin_kwargs
 from decam.errors import ConfigError, InputError
 from decam.io.images import open_image, to_input
 from decam.models import FastForward, ForwardSpec, LoadedModel, ModelRunner, from_callable, load_model, tune_allocator
@@ -31,17 +31,6 @@ __all__ = ["Explainer", "Explanation", "explain"]
 @lru_cache(maxsize=4)
 def _cached_model(name: str, weights: str | None) -> LoadedModel:
     return load_model(name, weights)
-
-
-def overrides_from_kwargs(**kwargs: Any) -> list[str]:
-    """Python keyword overrides → ``key=value`` strings; a dict value is a section, ``None`` is null."""
-    out = []
-    for key, value in kwargs.items():
-        if isinstance(value, dict):
-            out += overrides_from_kwargs(**{f"{key}.{k}": v for k, v in value.items()})
-        else:
-            out.append(f"{key}={'null' if value is None else value}")
-    return out
 
 
 class Explainer:
@@ -231,7 +220,7 @@ def explain(
         overrides["searcher.popsize"] = popsize
     if isinstance(model, str):
         overrides["model"] = model
-    cfg = load_config(config, overrides_from_kwargs(**overrides))
+    cfg = load_config(config, config_from_kwargs(**overrides))
     explainer = Explainer(model if not isinstance(model, str) else None, cfg)
     try:
         return explainer.explain(image, target)

@@ -1,0 +1,109 @@
+"""``decam evaluate``: score explanation methods on the same images (:mod:`decam.workflows.evaluate`)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from decam.cli.options import (RunOptions, TrackingOptions, debug_option, ray_address, ray_option, run_options,
+                               tracking_options)
+from decam.errors import EXIT_PARTIAL, ConfigError, InputError
+
+DEFAULT_METHODS = "decam,gradcam,gradcampp,fullgrad,ig,rise,lime,random"
+
+
+def _track(tracking: TrackingOptions, evaluation, cfg, out: str) -> int | None:
+    """Log the comparison to MLflow (one parent run, a child per image and method); a failing
+    store is a one-line warning and its exit code (5), the local outputs stay."""
+    from omegaconf import OmegaConf
+
+    from decam.tracking import Tracker, TrackingError, flatten, log_evaluation
+
+    try:
+        tracker = Tracker(tracking.tracking_uri, tracking.experiment or "decam-evaluate")
+        log_evaluation(tracker, evaluation.rows(), params=flatten(OmegaConf.to_container(cfg)), folder=out)
+    except TrackingError as e:
+        print(f"decam: warning: {e}; local outputs are in {out}", file=sys.stderr)
+        return e.exit_code
+    return None
+
+
+@click.command("evaluate", short_help="compare decam with other methods on insertion / deletion AUC")
+@click.argument("items", nargs=-1, required=True, type=click.Path(), metavar="IMAGE|key=value...")
+@click.option("--methods", default=DEFAULT_METHODS, metavar="LIST",
+              help=f"comma-separated methods (decam list shows them; default: {DEFAULT_METHODS})")
+@click.option("--labels", metavar="CSV", type=click.Path(),
+              help="CSV with file,class_index columns giving each image's target (default: top-1)")
+@click.option("--out", default="decam-eval", metavar="DIR", help="output folder (default: decam-eval)")
+@click.option("--limit", type=int, metavar="N", help="use the first N images only")
+@click.option("--gallery", type=int, default=8, metavar="N", help="images in gallery.png (default: 8)")
+@run_options("decam's model queries per image (decides the generations)")
+@click.option("--quiet", is_flag=True, help="no progress bar or summary table")
+@tracking_options("log the comparison to MLflow (or tracking.enabled=true)", "decam-evaluate")
+@ray_option
+@debug_option
+def evaluate(items: tuple[str, ...], methods: str, labels: str | None, out: str, limit: int | None, gallery: int,
+             run: RunOptions, quiet: bool, tracking: TrackingOptions, ray: str | None) -> int:
+    """Score explanation methods on the same images with insertion / deletion AUC.
+
+    Arguments are image files or folders and key=value settings, in any order: a key configures
+    decam (generations=100) or, prefixed with a method's name, that method (rise.n_masks=2000,
+    gradcam.target_layer=net.layer4).
+    """
+    from decam.config import load_config
+    from decam.evaluation.methods import METHODS
+    from decam.workflows.evaluate import read_labels, split_method_options
+    from decam.workflows.inputs import expand_images, split_items
+
+    image_args, overrides = split_items(items)
+    if not image_args:
+        raise InputError("decam evaluate needs image files or a folder")
+    tracking, overrides = tracking.take_overrides(overrides)
+    overrides, options = split_method_options(overrides)
+    cfg = load_config(run.config, overrides + run.overrides())  # validated before any model work
+    names = [m.strip() for m in methods.split(",") if m.strip()]
+    for name in names:
+        METHODS[name]  # unknown names fail here, with suggestions, before the model loads
+    if limit is not None and limit < 1:
+        raise ConfigError(f"--limit {limit}: expected a positive number of images")
+    label_map = read_labels(labels) if labels else None
+    images = expand_images(image_args)[:limit]
+
+    from decam.cli.progress import bar
+    from decam.evaluation.tables import markdown_table, summary_table
+    from decam.workflows.evaluate import Evaluation, evaluation_spec
+
+    spec = evaluation_spec(cfg, names, options, label_map)
+    # with --ray the driver scores nothing: it checks the methods here, on the CPU, and writes the outputs
+    evaluation = Evaluation.from_spec(spec, out, gallery, device="cpu" if ray is not None else None)
+    score_all = None  # each image scored here
+    if ray is not None:
+        from functools import partial
+
+        from decam.workflows.ray_tasks import ray_evaluate
+
+        score_all = partial(ray_evaluate, evaluation, spec, address=ray_address(ray))
+    progress = bar(total=len(images), unit="img", desc="evaluate", disable=quiet)
+
+    def on_image(result) -> None:
+        progress.update(1)
+        if result.error is not None:
+            progress.write(f"decam: error: {result.error}", file=sys.stderr)
+
+    try:
+        evaluation.run(images, on_image, score_all)
+    finally:
+        progress.close()
+    failures = evaluation.failures()
+    if not quiet:
+        print(markdown_table(summary_table(evaluation.rows(), names)), end="")
+        print(f"{len(images) - len(failures)} images scored; results.csv, summary.md, curves/, maps/ "
+              f"and gallery.png in {out}")
+    tracked = _track(tracking, evaluation, cfg, out) if tracking.enabled else None
+    if failures:
+        print(f"decam: {len(failures)} of {len(images)} images failed (listed in {Path(out) / 'summary.md'})",
+              file=sys.stderr)
+        return EXIT_PARTIAL if len(failures) < len(images) else max(r.exit_code for r in failures)
+    return tracked if tracked is not None else 0

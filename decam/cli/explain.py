@@ -1,0 +1,103 @@
+"""``decam explain``: arguments in, :class:`decam.workflows.explain.ExplainBatch` run, one line per image out."""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from decam.cli.options import (RunOptions, TrackingOptions, debug_option, debugging, ray_address, ray_option,
+                               run_options, tracking_options)
+from decam.errors import ConfigError
+
+if TYPE_CHECKING:
+    from decam.workflows.explain import ExplainTracking
+
+
+def output_folder(out: str) -> Path:
+    """``--out``, created if needed; a usage error (exit 2) when it cannot hold files."""
+    path = Path(out)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ConfigError(f"--out {out}: cannot create the output folder ({e.strerror or e})") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise ConfigError(f"--out {out}: output folder is not writable")
+    return path
+
+
+def _tracking(options: TrackingOptions, quiet: bool) -> ExplainTracking:
+    """``--mlflow``: an ExplainTracking that prints each run (unless ``quiet``) and the store's first failure."""
+    from decam.workflows.explain import ExplainTracking
+
+    def logged(name: str, scores, run_id: str, tracker) -> None:
+        if not quiet:
+            print(f"{name}: DiffAUC {100 * scores.diff:.1f} → MLflow run {run_id} "
+                  f"(experiment {tracker.experiment!r}, {tracker.uri})")
+
+    def failed(error: Exception) -> None:
+        print(f"decam: warning: {' '.join(str(error).split())} (local outputs are kept; "
+              "no more tracking in this run)", file=sys.stderr)
+
+    return ExplainTracking(options.tracking_uri, options.experiment or "decam", logged, failed)
+
+
+@click.command("explain", short_help="explain images (no IMAGE: an embedded photo)")
+@click.argument("items", nargs=-1, type=click.Path(), metavar="[IMAGE|key=value]...")
+@click.option("--target", type=int, metavar="CLASS", help="class index to explain (default: top-1)")
+@click.option("--out", default="decam-out", metavar="DIR", help="output folder (default: decam-out)")
+@run_options("total model queries (decides the generations)")
+@click.option("--quiet", is_flag=True, help="no progress bar or summary lines")
+@click.option("--resume", is_flag=True,
+              help="skip images whose outputs in --out are complete (e.g. after an interrupted run)")
+@tracking_options("log every image as an MLflow run (or tracking.enabled=true)", "decam")
+@ray_option
+@debug_option
+def explain(items: tuple[str, ...], target: int | None, out: str, run: RunOptions, quiet: bool, resume: bool,
+            tracking: TrackingOptions, ray: str | None) -> int:
+    """Explain image files and folders (none: an embedded photo) into --out.
+
+    Arguments are image files or folders, and config overrides such as searcher.CR=0.5, in any
+    order. A failed image is reported and listed in failures.csv; the others go on.
+    """
+    from decam.config import load_config
+    from decam.cli.progress import search_progress
+    from decam.workflows.explain import ExplainBatch
+    from decam.workflows.inputs import expand_images, split_items
+
+    image_args, overrides = split_items(items)
+    tracking, overrides = tracking.take_overrides(overrides)
+    cfg = load_config(run.config, overrides + run.overrides())  # validated before any model work
+    images = expand_images(image_args) if image_args else [None]
+    out_dir = output_folder(out)
+    batch = ExplainBatch(cfg, images, out_dir, target=target, resume=resume)
+    if not quiet:
+        for job in batch.skipped:
+            print(f"{job.name}: outputs complete, skipped (--resume)")
+
+    def done(job, result) -> None:
+        if not quiet:
+            print(f"{job.name}: {result.class_name} (class {result.target}, p={result.probability:.3f}) "
+                  f"{result.queries} queries, {result.seconds:.1f} s → {out_dir / job.stem}.overlay.png")
+
+    def failed(failure, error: Exception) -> None:
+        if debugging():
+            traceback.print_exception(error)
+        print(f"decam: error: {failure.error}", file=sys.stderr)
+
+    bar = search_progress(batch.label, cfg, quiet, len(batch.pending)) if batch.pending else None
+    try:
+        outcome = batch.run(ray=ray is not None, address=ray_address(ray),
+                            tracking=_tracking(tracking, quiet) if tracking.enabled else None,
+                            progress=bar, on_done=done, on_failure=failed)
+    finally:
+        if bar is not None:
+            bar.close()
+    if outcome.failures:
+        print(f"decam: {len(outcome.failures)} of {outcome.total} images failed, listed in {outcome.failures_file}",
+              file=sys.stderr)
+    return outcome.exit_code
