@@ -1,208 +1,204 @@
-"""Throughput benchmark: decam's model queries/s during a real search vs the model alone.
+"""Throughput benchmark: decam's search and the other query methods against the model alone, on this machine.
 
-All figures come from one run of this script on one machine, so they can be compared as ratios:
+Every figure comes from one run of this script, so they compare as ratios (absolute numbers from
+another machine are not evidence). Each measurement runs in a clean subprocess, the kinds alternate
+over ``--rounds`` rounds and each keeps its best round (the machine may be shared):
 
-(a) raw batched forward of the model alone, same batch size, precision and layout as decam, with
-    BatchNorm folded into the convolutions as decam's search does (also printed: without folding);
-(b) decam's queries/s during a search, with per-stage times (render, compose, forward, searcher);
-(c) the naive baseline: fp32, NCHW, default glibc malloc (measured in a subprocess, because the
-    allocator setting is process-wide).
-The machine may be shared with other work, so (a) and (b) are measured in alternating rounds and
-each keeps its best round (``--rounds``); the naive baseline keeps its best of as many runs.
+raw     the very model decam searches with — BatchNorm folded, same precision, channels_last, the
+        same batch, compile off — on a fixed random batch; glibc tuned by environment variables
+naive   fp32, NCHW, unfolded, default glibc malloc
+search  decam's queries/s during a real search (the explainer warmed up by a first search), with
+        its stages and the minor page faults per query of the search
+methods RISE and LIME through the same forward path (queries/s per method)
+process minor page faults of a whole ``decam explain`` process with the default config, per query,
+        and the marginal cost (default budget minus a one-generation run)
 
-Usage: python experiments/bench_throughput.py [--model efficientnet_lite0] [--generations 30]
-       [--popsize 64] [--device cpu|cuda] [--precision auto] [--quality-images 0]
-``--quality-images N`` also explains N photos with fp32 and bf16 (same seeds), and with fp32 and
-another seed, and prints their DiffAUC (RISE protocol, fp32 metric): bf16 must not change map
-quality by more than a change of seed does.
+Usage: python experiments/bench_throughput.py [--generations 20] [--popsize 64] [--rounds 3]
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import functools
 import json
 import os
+import platform
+import re
+import resource
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
-import torch
+TUNED_ENV = {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": str(1 << 34), "MALLOC_TOP_PAD_": str(1 << 29),
+             "DECAM_NO_MALLOPT": "1"}
+ISA = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "avx_vnni", "amx_tile", "amx_bf16")
 
 
-def raw_throughput(model_name: str, batch: int, precision: str, channels_last: bool, device: str,
-                   weights: str | None, reps: int = 5, fold: bool = False, compile: bool = False) -> float:
-    """Images/s of the model alone on a fixed random batch (``fold``, ``compile``: as decam's search runs it)."""
-    from decam.search.explainer import _cached_model
-    from decam.models.folding import fold_batchnorm
+def system() -> dict:
+    import torch
 
-    loaded = _cached_model(model_name, weights)
-    module = loaded.module.to(device)
-    if fold:
-        module = fold_batchnorm(module)
-    x = torch.rand(batch, 3, *loaded.input_size, device=device)
-    if channels_last:
-        module.to(memory_format=torch.channels_last)
-        x = x.contiguous(memory_format=torch.channels_last)
-    if compile:
-        module = _compiled(module)
-    ctx = torch.autocast(device, dtype=torch.bfloat16) if precision == "bf16" else torch.autocast(device, enabled=False)
-    with torch.inference_mode(), ctx:
-        module(x)
-        module(x)
-        _sync(device)
+    cpu = platform.processor() or "?"
+    flags: set[str] = set()
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name") and cpu in ("?", "x86_64", ""):
+                cpu = line.split(":", 1)[1].strip()
+            if line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+    onednn = re.search(r"(?:oneDNN|MKL-DNN) v([\d.]+)", torch.__config__.show())
+    return {"cpu": cpu, "isa": [f for f in ISA if f in flags], "threads": torch.get_num_threads(),
+            "torch": torch.__version__, "onednn": onednn[1] if onednn else "?"}
+
+
+# --- the measurements, each run by a worker subprocess -------------------------------------------------
+
+
+def worker_raw(args: argparse.Namespace, naive: bool) -> dict:
+    import torch
+
+    from decam.models import FastForward, load_model
+
+    model = load_model(args.model, args.weights)
+    if naive:
+        module = model.module.eval()
+        forward = lambda x: module(x)  # noqa: E731 - fp32, NCHW, unfolded
+        x = torch.rand(args.popsize, 3, *model.input_size)
+    else:
+        forward = FastForward(model, "cpu", args.precision, fold=True)
+        x = torch.rand(args.popsize, 3, *model.input_size).contiguous(memory_format=torch.channels_last)
+    with torch.inference_mode():
+        for _ in range(2):
+            forward(x)
         start = time.perf_counter()
-        for _ in range(reps):
-            module(x)
-        _sync(device)
-    return reps * batch / (time.perf_counter() - start)
+        for _ in range(args.generations):
+            forward(x)
+    return {"images_per_s": args.generations * args.popsize / (time.perf_counter() - start)}
 
 
-def _sync(device: str) -> None:
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-
-
-def naive_in_subprocess(args: argparse.Namespace, batch: int) -> float:
-    """fp32 NCHW throughput with the default allocator, in a fresh process."""
-    env = dict(os.environ, DECAM_NO_MALLOPT="1")
-    code = (
-        "import sys, json; sys.path.insert(0, %r); from bench_throughput import raw_throughput; "
-        "print(json.dumps(raw_throughput(%r, %d, 'fp32', False, %r, %r, reps=3)))"
-        % (str(Path(__file__).parent), args.model, batch, args.device, args.weights)
-    )
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
-    return float(out.stdout.strip().splitlines()[-1])
-
-
-def decam_search(args: argparse.Namespace, precision: str, image=None, seed: int = 0):
-    """One search with the benchmark's settings; the explainer is built once per precision and
-    reused, as a run over many images reuses it (its first search also pays one-off warm-up)."""
-    from decam.io.images import default_image
-
-    explainer = _explainer(args.generations, args.popsize, precision, args.device, args.model, args.weights,
-                           args.compile)
-    with _seed(explainer, seed):
-        return explainer, explainer.explain(image if image is not None else default_image()[1])
-
-
-@functools.lru_cache(maxsize=2)
-def _compiled(module):
-    from decam.models.compiling import CompiledForward
-
-    return CompiledForward(module)
-
-
-@functools.lru_cache(maxsize=4)
-def _explainer(generations: int, popsize: int, precision: str, device: str, model: str, weights: str | None,
-               compile: bool = False):
+def _explainer(args: argparse.Namespace, **extra: str):
     from decam.config import load_config
     from decam.search.explainer import Explainer
 
-    overrides = [f"generations={generations}", f"searcher.popsize={popsize}", f"precision={precision}",
-                 f"device={device}", f"batch_size={popsize}", f"model={model}", f"compile={compile}"]
-    if weights:
-        overrides.append(f"weights={weights}")
-    return Explainer(config=load_config(None, overrides))
+    values = {"generations": args.generations, "searcher.popsize": args.popsize, "batch_size": args.popsize,
+              "precision": args.precision, "model": args.model, "weights": args.weights, **extra}
+    return Explainer(config=load_config(None, [values]))
 
 
-@contextlib.contextmanager
-def _seed(explainer, seed: int):
-    old = explainer.config.seed
-    explainer.config.seed = seed
-    try:
-        yield
-    finally:
-        explainer.config.seed = old
+def worker_search(args: argparse.Namespace) -> dict:
+    from decam.io.images import default_image
+
+    explainer, image = _explainer(args), default_image()[1]
+    explainer.explain(image)  # warm-up: oneDNN primitives, allocator pools
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    exp = explainer.explain(image)
+    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+    seconds = sum(exp.timings.values())
+    return {"queries_per_s": (exp.queries - 1) / seconds, "queries": exp.queries, "timings": exp.timings,
+            "faults_per_query": faults / exp.queries, "precision": explainer.precision}
 
 
-def quality(args: argparse.Namespace) -> list[tuple[str, float, float, float]]:
-    """DiffAUC of fp32 vs bf16 maps on the same photos and seeds, and of fp32 with another seed: a
-    search is chaotic (a last-bit difference changes its path), so the seed-to-seed spread is the
-    yardstick for per-photo differences."""
-    from decam.evaluation.metrics import insertion_deletion
+def worker_methods(args: argparse.Namespace) -> dict:
+    import torch
 
-    folder = Path(args.photos)
-    photos = sorted(p for p in folder.glob("*") if p.suffix.lower() in {".jpeg", ".jpg", ".png"})[: args.quality_images]
-    rows = []
-    for i, photo in enumerate(photos):
-        scores = []
-        for precision, seed in (("fp32", i), ("bf16", i), ("fp32", i + 1000)):
-            explainer, exp = decam_search(args, precision, photo, seed=seed)
-            s = insertion_deletion(explainer.model.forward, exp.image.to(args.device), exp.saliency, exp.target)
-            scores.append(100 * s.diff)
-        rows.append((photo.name, *scores))
-    return rows
+    from decam.evaluation.methods import create_method
+    from decam.models import ModelRunner
+
+    explainer = _explainer(args)
+    x = explainer.prepare(__import__("decam.io.images", fromlist=["default_image"]).default_image()[1])
+    runner = ModelRunner(explainer.forward, args.popsize)
+    out = {}
+    budget = args.generations * args.popsize
+    for name, params in (("rise", {"n_masks": budget, "batch_size": args.popsize}),
+                         ("lime", {"n_samples": budget, "batch_size": args.popsize})):
+        method = create_method(name, explainer.model, runner, **params)
+        method(x, 0)  # warm-up
+        start = time.perf_counter()
+        method(x, 0)
+        out[name] = method.queries / (time.perf_counter() - start)
+    torch.cuda.empty_cache() if torch.cuda.is_available() else None
+    return out
 
 
-def _mean_se(values: list[float]) -> str:
-    n = len(values)
-    mean = sum(values) / n
-    se = (sum((v - mean) ** 2 for v in values) / (n - 1) / n) ** 0.5 if n > 1 else 0.0
-    return f"{mean:+.2f} ± {se:.2f} (s.e.)"
+def process_faults(args: argparse.Namespace) -> dict:
+    """Minor page faults of whole ``decam explain`` processes (default config; and one generation)."""
+    out = {}
+    for label, extra in (("default", []), ("one_generation", ["--generations", "1"])):
+        with tempfile.TemporaryDirectory() as tmp:
+            before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_minflt
+            start = time.perf_counter()
+            subprocess.run([sys.executable, "-m", "decam", "explain", "--quiet", "--out", tmp, *extra], check=True)
+            wall = time.perf_counter() - start
+            faults = resource.getrusage(resource.RUSAGE_CHILDREN).ru_minflt - before
+            queries = json.loads((Path(tmp) / "coffee.json").read_text())["queries"]
+        out[label] = {"faults": faults, "queries": queries, "wall_s": wall}
+    d, g = out["default"], out["one_generation"]
+    out["per_query_whole_process"] = d["faults"] / d["queries"]
+    out["per_query_marginal"] = (d["faults"] - g["faults"]) / (d["queries"] - g["queries"])
+    return out
+
+
+def run_worker(kind: str, argv: list[str], env: dict | None = None) -> dict:
+    cmd = [sys.executable, __file__, "--worker", kind, *argv]
+    done = subprocess.run(cmd, env={**os.environ, **(env or {})}, capture_output=True, text=True)
+    if done.returncode:
+        raise SystemExit(f"{kind} worker failed:\n{done.stderr[-2000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="efficientnet_lite0")
-    parser.add_argument("--weights", default=None, help="e.g. random, for timing models without local weights")
-    parser.add_argument("--generations", type=int, default=30)
-    parser.add_argument("--popsize", type=int, default=64)
-    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--weights", default=None)
+    parser.add_argument("--generations", type=int, default=20, help="search generations = raw batches")
+    parser.add_argument("--popsize", type=int, default=64, help="population = model batch")
     parser.add_argument("--precision", default="auto")
-    parser.add_argument("--skip-naive", action="store_true")
-    parser.add_argument("--compile", action="store_true", help="decam's compile=true: (a) and (b) torch.compile'd")
-    parser.add_argument("--rounds", type=int, default=3, help="alternating measurement rounds; the best of each is kept")
-    parser.add_argument("--quality-images", type=int, default=0)
-    parser.add_argument("--photos", default="../shared/data/imagenet-dev")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--skip-process", action="store_true", help="skip the whole-process page-fault count")
+    parser.add_argument("--worker", choices=("raw", "naive", "search", "methods"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.worker:
+        work = {"raw": lambda: worker_raw(args, False), "naive": lambda: worker_raw(args, True),
+                "search": lambda: worker_search(args), "methods": lambda: worker_methods(args)}[args.worker]
+        print(json.dumps(work()))
+        return
 
-    from decam.models import resolve_precision, tune_allocator
-
-    naive = None if args.skip_naive else max(naive_in_subprocess(args, args.popsize) for _ in range(args.rounds))
-    print(f"allocator tuned: {tune_allocator()}   torch {torch.__version__}   threads {torch.get_num_threads()}")
-    precision = resolve_precision(args.precision, torch.device(args.device))
-    # the machine may be shared: alternate the measurements and keep each one's best round
-    rounds = []
-    for _ in range(args.rounds):
-        reps = args.generations + 1  # as many batches as the search runs, so both last as long
-        unfolded = raw_throughput(args.model, args.popsize, precision, True, args.device, args.weights, reps)
-        folded = raw_throughput(args.model, args.popsize, precision, True, args.device, args.weights, reps, fold=True)
-        raw = folded if not args.compile else raw_throughput(
-            args.model, args.popsize, precision, True, args.device, args.weights, reps, fold=True, compile=True)
-        _, exp = decam_search(args, precision)
-        search_s = sum(exp.timings.values())
-        rounds.append((unfolded, folded, raw, (exp.queries - 1) / search_s, exp, search_s))
-        print(f"  round: raw {unfolded:.1f} img/s, folded {folded:.1f}"
-              + (f", folded and compiled {raw:.1f}" if args.compile else "") + f", decam {rounds[-1][3]:.1f} queries/s")
-    unfolded, folded, raw = (max(r[i] for r in rounds) for i in range(3))
-    _, _, _, qps, exp, search_s = max(rounds, key=lambda r: r[3])
-    print(f"model {args.model}, device {args.device}, batch {args.popsize}, precision {precision}, channels_last; "
-          f"best of {args.rounds} rounds")
-    x_naive = (lambda v: f"   ({v / naive:.1f}x naive)") if naive else (lambda v: "")
-    if naive is not None:
-        print(f"(c) naive fp32 NCHW, default malloc : {naive:8.1f} img/s")
-    print(f"    raw model, decam's settings     : {unfolded:8.1f} img/s" + x_naive(unfolded))
-    if args.compile:
-        print(f"    ... with BatchNorm folded       : {folded:8.1f} img/s" + x_naive(folded))
-    print(f"(a) ... with BatchNorm folded{' and compiled' if args.compile else ''} (as decam searches): "
-          f"{raw:8.1f} img/s" + x_naive(raw))
-    print(f"(b) decam search                     : {qps:8.1f} queries/s" + x_naive(qps))
-    print(f"ratio (b)/(a)                        : {qps / raw:8.3f}")
-    print(f"search: {exp.queries} queries in {search_s:.2f} s; per stage: "
-          + ", ".join(f"{k} {v:.2f} s ({100 * v / search_s:.1f} %)" for k, v in exp.timings.items()))
-    if args.quality_images:
-        rows = quality(args)
-        for name, a, b, c in rows:
-            print(f"  {name:<40} DiffAUC fp32 {a:6.2f}  bf16 {b:6.2f} ({b - a:+.2f})  fp32, other seed {c:6.2f} ({c - a:+.2f})")
-        bf16 = [b - a for _, a, b, _ in rows]
-        seed = [c - a for _, a, _, c in rows]
-        print(f"over {len(rows)} photos: bf16 - fp32 (same seeds) {_mean_se(bf16)}, mean |diff| "
-              f"{sum(map(abs, bf16)) / len(bf16):.2f}; fp32 other seed - fp32 {_mean_se(seed)}, mean |diff| "
-              f"{sum(map(abs, seed)) / len(seed):.2f}")
-    print(json.dumps({"naive": naive, "raw_unfolded": unfolded, "raw": raw, "decam": qps, "ratio": qps / raw, "timings": exp.timings}))
+    argv = [a for a in sys.argv[1:]]
+    info = system()
+    print(f"CPU {info['cpu']}; ISA {' '.join(info['isa'])}; {info['threads']} threads; torch {info['torch']}, "
+          f"oneDNN {info['onednn']}; {args.model}, batch = popsize {args.popsize}, {args.generations} batches")
+    best: dict[str, dict] = {}
+    keys = {"raw": "images_per_s", "naive": "images_per_s", "search": "queries_per_s"}
+    for r in range(args.rounds):
+        for kind, env in (("raw", TUNED_ENV), ("search", None), ("naive", {"DECAM_NO_MALLOPT": "1"})):
+            res = run_worker(kind, argv, env)
+            if kind not in best or res[keys[kind]] > best[kind][keys[kind]]:
+                best[kind] = res
+            print(f"  round {r + 1}: {kind} {res[keys[kind]]:.1f}", flush=True)
+    methods = run_worker("methods", argv)
+    raw, naive, search = best["raw"]["images_per_s"], best["naive"]["images_per_s"], best["search"]["queries_per_s"]
+    timings = best["search"]["timings"]
+    total = sum(timings.values())
+    print(f"\nprecision {best['search']['precision']}; best of {args.rounds} rounds")
+    print(f"naive fp32 NCHW, default malloc        {naive:8.1f} img/s")
+    print(f"raw: folded model as decam searches     {raw:8.1f} img/s   {raw / naive:5.1f}x naive")
+    print(f"decam search                            {search:8.1f} q/s     {search / naive:5.1f}x naive, "
+          f"{search / raw:.3f} of raw")
+    for name, qps in methods.items():
+        print(f"{name:<40}{qps:8.1f} q/s     {qps / search:.3f} of decam's search")
+    print("search stages: " + ", ".join(f"{k} {100 * v / total:.1f} %" for k, v in timings.items())
+          + f"; minor page faults per query during the search: {best['search']['faults_per_query']:.1f}")
+    result = {"system": info, "naive": naive, "raw": raw, "search": search, "ratio": search / raw,
+              "x_naive": search / naive, "methods": methods, "search_detail": best["search"]}
+    if not args.skip_process:
+        proc = process_faults(args)
+        d = proc["default"]
+        print(f"decam explain (default config, {d['queries']} queries): {d['faults']} minor page faults in "
+              f"{d['wall_s']:.1f} s = {proc['per_query_whole_process']:.0f} per query for the whole process, "
+              f"{proc['per_query_marginal']:.1f} per query marginal (startup: "
+              f"{proc['one_generation']['faults']} faults for {proc['one_generation']['queries']} queries)")
+        result["process"] = proc
+    print(json.dumps(result))
 
 
 if __name__ == "__main__":

@@ -7,6 +7,8 @@ interpreter.
 
 from __future__ import annotations
 
+import pytest
+
 import json
 import os
 import subprocess
@@ -48,6 +50,7 @@ def install_fake_package(site: Path) -> None:
     (info / "entry_points.txt").write_text("[decam.encodings]\nhalves = acme_masks:Halves\n")
 
 
+@pytest.mark.slow
 def test_installed_plugin_is_listed_and_usable_by_name_from_the_cli(tmp_path):
     site, out = tmp_path / "site", tmp_path / "out"
     site.mkdir()

@@ -75,3 +75,38 @@ def test_torchvision_networks_fold_completely_and_keep_their_logits(arch):
         expected, got = model(x), folded(x)
     assert not any(isinstance(m, nn.BatchNorm2d) for m in folded.modules())
     torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5 * float(expected.abs().max()))
+
+
+class SamePadded(nn.Module):
+    """TF-style 'same' padding as a module before an unpadded convolution (EfficientNet-Lite's layout)."""
+
+    def __init__(self, pad: tuple[int, int, int, int], stride: int = 1) -> None:
+        super().__init__()
+        self.static_padding = nn.ZeroPad2d(pad)
+        self.conv = nn.Conv2d(4, 4, 3, stride=stride, groups=4)
+
+    def forward(self, x):
+        return F.conv2d(self.static_padding(x), self.conv.weight, self.conv.bias, self.conv.stride, 0, 1, 4)
+
+
+def test_symmetric_zero_padding_is_folded_into_the_convolution_exactly():
+    torch.manual_seed(0)
+    model = nn.Sequential(SamePadded((1, 1, 1, 1)), nn.ReLU(), SamePadded((0, 1, 0, 1), stride=2),
+                          nn.ZeroPad2d(2), nn.Conv2d(4, 4, 5)).eval()
+    folded = fold_batchnorm(model)
+    x = torch.rand(2, 4, 12, 12)
+    assert torch.equal(folded(x), model(x))
+    pads = [m.padding for m in folded.modules() if isinstance(m, nn.ZeroPad2d)]
+    assert pads == [(0, 1, 0, 1)]  # the asymmetric one stays: a conv pads both sides alike
+
+
+def test_lite0_folded_gives_the_same_logits():
+    from decam.models import load_model
+
+    module = load_model("efficientnet_lite0").module
+    folded = fold_batchnorm(module)
+    assert not any(isinstance(m, (nn.BatchNorm2d,)) for m in folded.modules())
+    assert sum(isinstance(m, nn.ZeroPad2d) for m in folded.modules()) < sum(
+        isinstance(m, nn.ZeroPad2d) for m in module.modules())
+    x = torch.rand(2, 3, 224, 224)
+    torch.testing.assert_close(folded(x), module(x), rtol=1e-4, atol=1e-4)

@@ -50,6 +50,7 @@ def shaded_images(folder: Path) -> list[str]:
     return sorted(map(str, folder.glob("*.png")))
 
 
+@pytest.mark.slow
 def test_ray_gives_the_same_maps_as_a_local_run(tmp_path):
     env = dict(os.environ, **WORKER_ENV)
     common = [sys.executable, "-m", "decam", "explain", *shaded_images(tmp_path),
@@ -72,6 +73,7 @@ def read_rows(path: Path) -> list[dict]:
         return [{k: v for k, v in row.items() if k != "seconds"} for row in csv.DictReader(f)]
 
 
+@pytest.mark.slow
 def test_evaluate_over_a_ray_cluster_gives_the_scores_of_a_local_run(local_cluster, tmp_path):
     """A second driver joins the cluster by address, as ``decam evaluate … --ray HEAD:6379`` does."""
     common = ["evaluate", *shaded_images(tmp_path), "--model", "tiny_models:tiny", "--methods", "decam,rise,gaussian",
@@ -100,6 +102,7 @@ def top_pixels_inside(saliency: np.ndarray, region: np.ndarray) -> float:
     return float(region.ravel()[top].mean())
 
 
+@pytest.mark.slow
 def test_actors_share_one_search_and_find_the_evidence_like_a_local_run(local_cluster):
     from decam.search.explainer import _cached_model
 

@@ -60,6 +60,7 @@ def photos(tmp_path: Path) -> Path:
     return folder
 
 
+@pytest.mark.slow
 def test_kill_9_then_resume(photos, tmp_path):
     out = tmp_path / "out"
     proc = decam(str(photos), "--out", str(out), *SLOW, delay=0.08)  # about 0.7 s per image

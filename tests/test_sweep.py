@@ -51,6 +51,7 @@ def runs(monkeypatch, uri: str, experiment: str, filter_string: str = ""):
     return mlflow.search_runs(experiment_names=[experiment], filter_string=filter_string)
 
 
+@pytest.mark.slow
 def test_grid_sweep_logs_parent_and_children_and_resumes_without_duplicates(study_file, tmp_path, monkeypatch, store):
     uri = store
     args = ["sweep", str(study_file), "--tracking-uri", uri, "--out", str(tmp_path / "out"), "--quiet"]

@@ -111,6 +111,7 @@ def test_unreachable_store_keeps_local_outputs_and_fails_fast(tiny, tmp_path, ca
 
 @pytest.mark.skipif(shutil.which("mlflow", path=str(Path(sys.executable).parent)) is None
                     and shutil.which("mlflow") is None, reason="the mlflow command is not installed")
+@pytest.mark.slow
 def test_tracking_server_round_trip(tiny, tmp_path, monkeypatch):
     port = _free_port()
     exe = shutil.which("mlflow", path=str(Path(sys.executable).parent)) or shutil.which("mlflow")

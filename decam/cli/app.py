@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import sys
 import traceback
-import warnings
 from typing import Any
 
 import click
@@ -59,11 +58,7 @@ for command in (explain, sweep, evaluate, list_plugins):
 
 def main(argv: list[str] | None = None) -> int:
     """Run ``decam`` with ``argv`` (default: the process's arguments) and return its exit code."""
-    with warnings.catch_warnings():
-        # evotorch 0.6.1 calls the deprecated torch.jit.script when imported: decam.search.problem hides
-        # that, but a searcher plugin loaded while the config is checked may import evotorch first
-        warnings.filterwarnings("ignore", r".*torch\.jit\.script", FutureWarning)
-        return _run(argv)
+    return _run(argv)
 
 
 def _run(argv: list[str] | None) -> int:
