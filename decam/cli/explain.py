@@ -48,7 +48,8 @@ def _tracking(options: TrackingOptions, quiet: bool) -> ExplainTracking:
 
 @click.command("explain", short_help="explain images (no IMAGE: an embedded photo)")
 @click.argument("items", nargs=-1, type=click.Path(), metavar="[IMAGE|key=value]...")
-@click.option("--target", type=int, metavar="CLASS", help="class index to explain (default: top-1)")
+@click.option("--target", metavar="CLASS", help="class index to explain (default: top-1); several classes "
+              "share one search: 3,17 or top3")
 @click.option("--out", default="decam-out", metavar="DIR", help="output folder (default: decam-out)")
 @run_options("total model queries (decides the generations)")
 @click.option("--quiet", is_flag=True, help="no progress bar or summary lines")
@@ -57,7 +58,7 @@ def _tracking(options: TrackingOptions, quiet: bool) -> ExplainTracking:
 @tracking_options("log every image as an MLflow run (or tracking.enabled=true)", "decam")
 @ray_option
 @debug_option
-def explain(items: tuple[str, ...], target: int | None, out: str, run: RunOptions, quiet: bool, resume: bool,
+def explain(items: tuple[str, ...], target: str | None, out: str, run: RunOptions, quiet: bool, resume: bool,
             tracking: TrackingOptions, ray: str | None) -> int:
     """Explain image files and folders (none: an embedded photo) into --out.
 
@@ -80,9 +81,11 @@ def explain(items: tuple[str, ...], target: int | None, out: str, run: RunOption
             print(f"{job.name}: outputs complete, skipped (--resume)")
 
     def done(job, result) -> None:
-        if not quiet:
-            print(f"{job.name}: {result.class_name} (class {result.target}, p={result.probability:.3f}) "
-                  f"{result.queries} queries, {result.seconds:.1f} s → {out_dir / job.stem}.overlay.png")
+        if quiet:
+            return
+        classes = ", ".join(f"{t.class_name} (class {t.target}, p={t.probability:.3f})" for t in result.targets)
+        where = f"{job.stem}.overlay.png" if len(result.targets) == 1 else f"{job.stem}.<class>.overlay.png"
+        print(f"{job.name}: {classes} {result.queries} queries, {result.seconds:.1f} s → {out_dir / where}")
 
     def failed(failure, error: Exception) -> None:
         if debugging():

@@ -41,6 +41,9 @@ class RunConfig:
     aggregator: dict[str, Any] = MISSING
     generations: Annotated[int, Range(1, None)] = MISSING
     budget: Annotated[Optional[int], Range(1, None)] = MISSING  # total model queries; decides the generations
+    converge: Annotated[Optional[float], Range(0, 1, low_open=True)] = MISSING  # stop once the map settles
+    min_generations: Annotated[int, Range(1, None)] = MISSING  # never stop for convergence before this
+    reward: Literal["first", "mean"] = MISSING  # with several targets: what the fitness rewards
     alpha: float = MISSING
     objective: Literal["logit", "probability"] = MISSING  # what the search maximizes for the target class
     fill: Literal["black", "mean", "blur"] = MISSING

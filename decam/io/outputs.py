@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import json
 from pathlib import Path
+
+import numpy as np
 
 from decam.io import atomic_open, safe_stem, save_json, save_npy, save_png
 from decam.io.pictures import colorize, overlay
@@ -25,8 +28,25 @@ def unique_stem(name: str, used: set[str]) -> str:
 
 
 def is_complete(out_dir: Path, stem: str) -> bool:
-    """Whether ``stem``'s outputs were all written (the JSON is written last, atomically)."""
-    return all((out_dir / f"{stem}{suffix}").is_file() for suffix in (".saliency.npy", ".saliency.png", ".json"))
+    """Whether ``stem``'s outputs were all written: the JSON is written last, atomically, and lists
+    the maps of a several-target run."""
+    record = out_dir / f"{stem}.json"
+    if not record.is_file():
+        return False
+    try:
+        listed = json.loads(record.read_text()).get("targets") or []
+    except (OSError, ValueError, AttributeError):
+        return False
+    if len(listed) > 1:
+        return all((out_dir / f).is_file() for entry in listed for f in (entry["saliency"], entry["saliency_png"]))
+    return all((out_dir / f"{stem}{suffix}").is_file() for suffix in (".saliency.npy", ".saliency.png"))
+
+
+def _map_files(stem: str, saliency: np.ndarray, image) -> list[tuple[str, object, object]]:
+    files = [(f"{stem}.saliency.npy", save_npy, saliency), (f"{stem}.saliency.png", save_png, colorize(saliency))]
+    if image is not None:
+        files.append((f"{stem}.overlay.png", save_png, overlay(image, saliency)))
+    return files
 
 
 def write_explanation(
@@ -35,9 +55,9 @@ def write_explanation(
     """Write ``<stem>.saliency.npy``, ``.saliency.png``, ``.overlay.png`` and ``.json``; return the stem.
 
     ``exp`` is an explanation (decam.search.explanation.Explanation or anything with its fields).
-
-    ``stem`` defaults to a unique stem derived from ``name``. The JSON goes last, so its presence
-    marks a complete set of outputs.
+    With several targets each class gets its own set, ``<stem>.<class index>.saliency.npy`` and so
+    on, and the JSON lists them. ``stem`` defaults to a unique stem derived from ``name``. The JSON
+    goes last, so its presence marks a complete set of outputs.
     """
     stem = stem or unique_stem(name, used if used is not None else set())
     record = {
@@ -48,12 +68,21 @@ def write_explanation(
         "probability": exp.probability,
         "queries": exp.queries,
         "seconds": round(exp.seconds, 3),
+        "stopped": getattr(exp, "stopped", "generations"),
         "config": exp.config,
         "history": exp.history,
     }
-    writes = [(f"{stem}.saliency.npy", save_npy, exp.saliency), (f"{stem}.saliency.png", save_png, colorize(exp.saliency))]
-    if exp.image is not None:
-        writes.append((f"{stem}.overlay.png", save_png, overlay(exp.image, exp.saliency)))
+    targets = getattr(exp, "targets", None) or []
+    if len(targets) > 1:
+        writes, record["targets"] = [], []
+        for t in targets:
+            files = _map_files(f"{stem}.{t.target}", t.saliency, exp.image)
+            writes += files
+            record["targets"].append({"target": t.target, "class_name": t.class_name, "score": t.score,
+                                      "probability": t.probability, "saliency": files[0][0],
+                                      "saliency_png": files[1][0]})
+    else:
+        writes = _map_files(stem, exp.saliency, exp.image)
     writes.append((f"{stem}.json", save_json, record))  # rendered all first: the files land close together
     written: list[Path] = []
     try:

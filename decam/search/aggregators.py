@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Literal
 
 import torch
@@ -11,14 +12,27 @@ from decam.registry import AGGREGATORS, Range
 
 class Aggregator:
     """Base class. ``observe`` sees every evaluated batch (for estimators over all queries);
-    ``finalize`` gets the final population's masks ``(N, H, W)`` and fitness ``(N,)``."""
+    ``finalize`` gets the final population's masks ``(N, H, W)`` and fitness ``(N,)`` and returns the
+    first target's map. Aggregators that can estimate every requested target's map from the same
+    queries override ``finalize_all``; ``estimate`` is the map so far (for anytime stopping)."""
 
     def observe(self, masks: torch.Tensor, scores: dict[str, torch.Tensor]) -> None:
-        """Called with every evaluated batch (scores ``logit``, ``probability``, ``fitness``, each ``(N,)``);
-        the default ignores it."""
+        """Called with every evaluated batch (``logit``, ``probability``, ``fitness``: ``(N,)`` for the
+        first target; ``logits``, ``probabilities``: ``(N, T)`` for all targets); the default ignores it."""
 
     def finalize(self, masks: torch.Tensor, fitness: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
+
+    def finalize_all(self, masks: torch.Tensor, fitness: torch.Tensor, n_targets: int) -> torch.Tensor:
+        """``(T, H, W)``: one map per requested target. The default can only give the first target's."""
+        if n_targets > 1:
+            raise NotImplementedError(f"aggregator {type(self).__name__} gives one map per search; "
+                                      "use aggregator=evaluated for several targets")
+        return self.finalize(masks, fitness)[None]
+
+    def estimate(self, population_masks: Callable[[], torch.Tensor], fitness: torch.Tensor) -> torch.Tensor:
+        """The first target's map if the search stopped now (``population_masks()`` renders the population)."""
+        return self.finalize(population_masks(), fitness)
 
 
 def normalize_max(total: torch.Tensor) -> torch.Tensor:
@@ -69,27 +83,37 @@ class EvaluatedMasks(Aggregator):
 
     def __init__(self, score: Literal["probability", "logit"] = "probability", contrast: bool = True) -> None:
         self.score, self.contrast = score, contrast
-        self.sum_sm: torch.Tensor | None = None  # Σ s·M
-        self.sum_m: torch.Tensor | None = None  # Σ M
-        self.sum_s = 0.0
+        self.sum_sm: torch.Tensor | None = None  # Σ s·M per target, (T, H, W)
+        self.sum_m: torch.Tensor | None = None  # Σ M, (H, W)
+        self.sum_s: torch.Tensor | None = None  # Σ s per target, (T,)
         self.count = 0
 
     def observe(self, masks: torch.Tensor, scores: dict[str, torch.Tensor]) -> None:
-        s = scores[self.score].to(masks.dtype)
-        sm = torch.einsum("n,nhw->hw", s, masks)
-        m = masks.sum(dim=0)
+        every = scores.get({"probability": "probabilities", "logit": "logits"}[self.score])
+        s = (every if every is not None else scores[self.score][:, None]).to(masks.dtype)  # (N, T)
+        sm = torch.einsum("nt,nhw->thw", s, masks)
+        m, total = masks.sum(dim=0), s.sum(dim=0)
         self.sum_sm = sm if self.sum_sm is None else self.sum_sm + sm
         self.sum_m = m if self.sum_m is None else self.sum_m + m
-        self.sum_s += float(s.sum())
+        self.sum_s = total if self.sum_s is None else self.sum_s + total
         self.count += masks.shape[0]
 
     def finalize(self, masks: torch.Tensor, fitness: torch.Tensor) -> torch.Tensor:
+        return self._maps()[0]
+
+    def finalize_all(self, masks: torch.Tensor, fitness: torch.Tensor, n_targets: int) -> torch.Tensor:
+        return self._maps()[:n_targets]
+
+    def estimate(self, population_masks: Callable[[], torch.Tensor], fitness: torch.Tensor) -> torch.Tensor:
+        return self._maps()[0]  # from the sums so far: no rendering needed
+
+    def _maps(self) -> torch.Tensor:
         if self.sum_sm is None:
             raise RuntimeError("the evaluated aggregator saw no masks (observe was never called)")
         sal = self.sum_sm / self.sum_m.clamp(min=1.0)
         if self.contrast:
-            sal = sal - (self.sum_s - self.sum_sm) / (self.count - self.sum_m).clamp(min=1.0)
-        return normalize_range(sal)
+            sal = sal - (self.sum_s[:, None, None] - self.sum_sm) / (self.count - self.sum_m).clamp(min=1.0)
+        return torch.stack([normalize_range(m) for m in sal])
 
 
 def normalize_range(sal: torch.Tensor) -> torch.Tensor:

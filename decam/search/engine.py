@@ -1,9 +1,13 @@
-"""The search loop: step a searcher until its generations or its query budget are spent."""
+"""The search loop: step a searcher until its generations or query budget are spent, or its map has converged."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+import torch
+import torch.nn.functional as F
 
 from decam.search.problem import SaliencyProblem
 
@@ -12,35 +16,71 @@ if TYPE_CHECKING:
     from evotorch.algorithms.searchalgorithm import SearchAlgorithm
 
 
+@dataclass(frozen=True)
+class StopRule:
+    """When a search stops: after ``generations``; with ``budget``, before a generation that would
+    exceed it; with ``converge``, as soon as the map has settled, but never before ``min_generations``.
+
+    Settled means: the rank correlation (Spearman, on the map pooled 4× for robustness to single
+    pixels) between the current map and the map of ``lag`` × the generations ago is at least
+    ``converge`` at ``patience`` consecutive generations. Comparing with an earlier map, not the
+    previous one, matters: an estimate over all queries changes little per generation even while
+    it is still drifting.
+    """
+
+    generations: int
+    budget: int | None = None
+    converge: float | None = None
+    min_generations: int = 10
+    lag: float = 0.25
+    patience: int = 2
+
+
 def run_search(
     searcher: SearchAlgorithm,
     problem: SaliencyProblem,
+    rule: StopRule,
     *,
-    generations: int,
-    budget: int | None = None,
+    estimate: Callable[[], torch.Tensor] | None = None,
     progress: Callable[[dict], None] | None = None,
-) -> list[dict]:
-    """Step ``searcher`` for ``generations``, or — with ``budget`` — while the next generation,
-    costing what the last one did, still fits in ``budget`` queries (the first always runs).
-
-    Returns the history: per generation ``generation``, ``best``, ``mean``, ``median``,
-    ``best_area`` and cumulative ``queries``; ``progress`` sees each entry as it is made.
-    """
+) -> tuple[list[dict], str]:
+    """Step ``searcher`` until ``rule`` says stop. ``estimate()`` is the current map (needed for
+    ``rule.converge``). Returns the history — per generation ``generation``, ``best``, ``mean``,
+    ``median``, ``best_area``, cumulative ``queries`` and, when converging, ``correlation`` — and why
+    it stopped: ``generations``, ``budget`` or ``converged``. The same seed stops at the same generation."""
     history: list[dict] = []
-    generation, last_cost = 0, 0
+    snapshots: list[torch.Tensor] = []
+    generation, last_cost, settled = 0, 0, 0
     while True:
-        if budget is None and generation >= generations:
-            break
-        if budget is not None and generation > 0 and problem.queries + max(last_cost, 1) > budget:
-            break
+        if rule.budget is None and generation >= rule.generations:
+            return history, "generations"
+        if rule.budget is not None and generation > 0 and problem.queries + max(last_cost, 1) > rule.budget:
+            return history, "budget"
         before = problem.queries
         searcher.step()
         generation += 1
         last_cost = problem.queries - before
         history.append(summary(generation, searcher.population, problem.queries))
+        if rule.converge is not None and estimate is not None:
+            snapshots.append(F.avg_pool2d(estimate()[None, None].float(), 4).flatten())
+            if generation > 1:  # snapshots[k] is the map after generation k + 1
+                earlier = snapshots[min(round((1 - rule.lag) * generation), generation - 1) - 1]
+                history[-1]["correlation"] = spearman(snapshots[-1], earlier)
+                settled = settled + 1 if history[-1]["correlation"] >= rule.converge else 0
         if progress is not None:
             progress(history[-1])
-    return history
+        if settled >= rule.patience and generation >= rule.min_generations:
+            return history, "converged"
+
+
+def spearman(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Rank correlation of two flat tensors (tied values share their mean rank); 0 if either is constant."""
+    from scipy.stats import rankdata
+
+    ra, rb = (torch.as_tensor(rankdata(t.cpu().numpy())) for t in (a, b))
+    ra, rb = ra - ra.mean(), rb - rb.mean()
+    denominator = float(ra.norm() * rb.norm())
+    return float(ra @ rb) / denominator if denominator > 0 else 0.0
 
 
 def summary(generation: int, population: SolutionBatch, queries: int) -> dict:

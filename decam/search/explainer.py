@@ -20,8 +20,9 @@ from decam.io.images import open_image, to_input
 from decam.models import FastForward, ForwardSpec, LoadedModel, ModelRunner, from_callable, load_model, tune_allocator
 from decam.registry import AGGREGATORS, ENCODINGS, SEARCHERS
 from decam.search.batching import SharedForward
-from decam.search.engine import run_search
-from decam.search.explanation import Explanation
+from decam.search.engine import StopRule, run_search
+from decam.search.explanation import Explanation, TargetMap
+from decam.search.targets import TargetSpec, resolve_targets
 from decam.search.problem import SaliencyProblem
 from decam.substrates import fill_image
 
@@ -93,12 +94,14 @@ class Explainer:
     def explain(
         self,
         image: str | Path | Image.Image | torch.Tensor,
-        target: int | None = None,
+        target: TargetSpec = None,
         progress: Callable[[dict], None] | None = None,
     ) -> Explanation:
         """Search masks for ``target`` (default: the model's top-1 class) and aggregate them.
 
-        ``progress`` is called after every generation with that generation's history entry.
+        ``target`` may name several classes (``[3, 17]``, ``"3,17"``, ``"top3"``): one search, one map
+        per class in ``Explanation.targets``. ``progress`` is called after every generation with
+        that generation's history entry.
         """
         with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
             if self.config.seed is not None:
@@ -108,7 +111,7 @@ class Explainer:
     def explain_many(
         self,
         images: list,
-        targets: list[int | None] | None = None,
+        targets: list[TargetSpec] | None = None,
         images_per_batch: int | None = None,
         progress: Callable[[int, dict], None] | None = None,
     ) -> Iterator[tuple[int, Explanation | Exception]]:
@@ -155,49 +158,51 @@ class Explainer:
         start = time.perf_counter()
         x = self.prepare(image)
         logits = ModelRunner(self.model.forward, where="on the unmasked image")(x.unsqueeze(0))[0]  # fp32
-        if target is None:
-            target = int(logits.argmax())
-        if not 0 <= int(target) < logits.numel():
-            raise InputError(f"target {target} is outside the model's {logits.numel()} classes (0..{logits.numel() - 1})")
+        targets = resolve_targets(target, logits)
         search_start = time.perf_counter()
-        saliency, problem, history = self._search(x, int(target), progress, forward)
+        maps, problem, history, stopped = self._search(x, targets, progress, forward)
         timings = dict(problem.seconds)
         timings["searcher"] = time.perf_counter() - search_start - sum(timings.values())
+        probs = logits.softmax(-1)
+        per_target = [TargetMap(t, self.model.class_name(t), float(logits[t]), float(probs[t]),
+                                m.float().cpu().numpy().astype(np.float32)) for t, m in zip(targets, maps)]
+        first = per_target[0]
         return Explanation(
-            saliency=saliency.float().cpu().numpy().astype(np.float32),
-            target=int(target),
-            class_name=self.model.class_name(int(target)),
-            score=float(logits[target]),
-            probability=float(logits.softmax(-1)[target]),
-            queries=problem.queries + 1,
-            seconds=time.perf_counter() - start,
-            history=history,
-            config=OmegaConf.to_container(cfg),
-            timings=timings,
-            image=x.cpu(),
+            saliency=first.saliency, target=first.target, class_name=first.class_name, score=first.score,
+            probability=first.probability, queries=problem.queries + 1, seconds=time.perf_counter() - start,
+            history=history, config=OmegaConf.to_container(cfg), timings=timings, image=x.cpu(),
+            targets=per_target, stopped=stopped,
         )
 
-    def _search(self, x: torch.Tensor, target: int, progress, forward) -> tuple[torch.Tensor, SaliencyProblem, list[dict]]:
+    def _search(self, x: torch.Tensor, targets: list[int], progress, forward):
+        """Maps ``(T, H, W)`` for ``targets`` from one search, the problem, its history and why it stopped."""
         cfg = self.config
         encoding = ENCODINGS[cfg.encoding.name](**plugin_kwargs(cfg.encoding)).bind(x)
         aggregator = AGGREGATORS[cfg.aggregator.name](**plugin_kwargs(cfg.aggregator))
         problem = SaliencyProblem(
-            ModelRunner(forward, cfg.batch_size), x, target, encoding,
-            fill=fill_image(x, cfg.fill), alpha=cfg.alpha, objective=cfg.objective,
+            ModelRunner(forward, cfg.batch_size), x, targets, encoding,
+            fill=fill_image(x, cfg.fill), alpha=cfg.alpha, objective=cfg.objective, reward=cfg.reward,
             channels_last=self.forward.channels_last, seed=cfg.seed, observer=aggregator.observe,
         )
         searcher = SEARCHERS[cfg.searcher.name](problem, **plugin_kwargs(cfg.searcher))
-        history = run_search(searcher, problem, generations=cfg.generations, budget=cfg.budget, progress=progress)
-        pop = searcher.population
-        with torch.inference_mode():
-            masks = encoding.render(pop.values.as_subclass(torch.Tensor))
-        return aggregator.finalize(masks, pop.evals[:, 0]), problem, history
+
+        def population_masks() -> torch.Tensor:
+            with torch.inference_mode():
+                return encoding.render(searcher.population.values.as_subclass(torch.Tensor))
+
+        def estimate() -> torch.Tensor:
+            return aggregator.estimate(population_masks, searcher.population.evals[:, 0])
+
+        rule = StopRule(cfg.generations, cfg.budget, cfg.converge, cfg.min_generations)
+        history, stopped = run_search(searcher, problem, rule, estimate=estimate, progress=progress)
+        maps = aggregator.finalize_all(population_masks(), searcher.population.evals[:, 0], len(targets))
+        return maps, problem, history, stopped
 
 
 def explain(
     model: str | Callable | LoadedModel,
     image: str | Path | Image.Image | torch.Tensor,
-    target: int | None = None,
+    target: TargetSpec = None,
     *,
     seed: int | None = None,
     popsize: int | None = None,

@@ -9,6 +9,19 @@ import torch
 
 
 @dataclass
+class TargetMap:
+    """One requested class's map (several targets share one search)."""
+
+    target: int
+    class_name: str
+    score: float
+    """Logit on the unmasked image."""
+    probability: float
+    saliency: np.ndarray
+    """``(H, W)`` float32 in [0, 1]."""
+
+
+@dataclass
 class Explanation:
     """A saliency map and how it was found."""
 
@@ -28,3 +41,7 @@ class Explanation:
     """Seconds per stage of the search: ``render``, ``compose``, ``forward``, ``searcher`` (the rest)."""
     image: torch.Tensor | None = field(default=None, repr=False)
     """The model input that was explained, ``(3, H, W)``."""
+    targets: list[TargetMap] = field(default_factory=list)
+    """Every requested class, the searched one first (its map is ``saliency``)."""
+    stopped: str = "generations"
+    """Why the search stopped: ``generations``, ``budget`` or ``converged`` (config ``converge``)."""

@@ -1,6 +1,9 @@
 """DE-CAM's optimization problem as a vectorized evotorch ``Problem``: the fitness, and nothing else.
 
 fitness(genome) = logit_target(fill + M ⊙ (X − fill)) − α · mean(M),   M = encoding.render(genome)
+
+With several targets, every query keeps the scores of all of them (for the aggregator) and the
+fitness rewards the first target (``reward="first"``) or the mean over all (``reward="mean"``).
 """
 
 from __future__ import annotations
@@ -23,7 +26,9 @@ from decam.errors import ModelOutputError
 from decam.models.runner import ModelRunner
 
 Observer = Callable[[torch.Tensor, dict[str, torch.Tensor]], None]
-"""``observer(masks (N, H, W), scores)``: sees every evaluated batch (``logit``, ``probability``, ``fitness``)."""
+"""``observer(masks (N, H, W), scores)``: sees every evaluated batch. ``logit``, ``probability`` and
+``fitness`` are ``(N,)`` (the first target's); ``logits`` and ``probabilities`` are ``(N, T)``, one
+column per target."""
 
 
 class SaliencyProblem(Problem):
@@ -39,12 +44,13 @@ class SaliencyProblem(Problem):
         self,
         runner: ModelRunner | Callable[[torch.Tensor], torch.Tensor],
         image: torch.Tensor,
-        target: int,
+        target: int | list[int],
         encoding: Encoding,
         *,
         fill: torch.Tensor | None = None,
         alpha: float = 1.0,
         objective: str = "logit",
+        reward: str = "first",
         channels_last: bool = True,
         seed: int | None = None,
         observer: Observer | None = None,
@@ -52,8 +58,11 @@ class SaliencyProblem(Problem):
     ) -> None:
         if objective not in ("logit", "probability"):
             raise ValueError(f"objective={objective!r}: expected logit or probability")
+        if reward not in ("first", "mean"):
+            raise ValueError(f"reward={reward!r}: expected first or mean")
         self.runner = runner if isinstance(runner, ModelRunner) else ModelRunner(runner)
-        self.target, self.encoding, self.image = int(target), encoding, image
+        self.targets = [int(t) for t in (target if isinstance(target, (list, tuple)) else [target])]
+        self.target, self.reward, self.encoding, self.image = self.targets[0], reward, encoding, image
         fill = torch.zeros_like(image) if fill is None else fill.to(image)
         # composed in (H, W, 3) order so a batch comes out channels_last without a copy
         self.fill_hwc = fill.permute(1, 2, 0).contiguous()
@@ -86,18 +95,19 @@ class SaliencyProblem(Problem):
         return x if self.channels_last else x.contiguous()
 
     def score(self, masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Target logit and softmax probability for each mask ``(N, H, W)``: two ``(N,)`` float32 tensors."""
+        """The targets' logits and softmax probabilities for each mask ``(N, H, W)``: two ``(N, T)`` float32 tensors."""
         logit, prob = [], []
+        targets = torch.tensor(self.targets, device=masks.device)
         with torch.inference_mode():
             for m in masks.split(self.runner.batch_size):
                 t = time.perf_counter()
                 x = self.compose(m)
                 t = self._tick("compose", t)
                 out = self.runner(x)
-                if self.target >= out.shape[1]:
-                    raise ModelOutputError(f"target {self.target} is outside the model's {out.shape[1]} classes")
-                logit.append(out[:, self.target])
-                prob.append(out.softmax(dim=1)[:, self.target])
+                if max(self.targets) >= out.shape[1]:
+                    raise ModelOutputError(f"target {max(self.targets)} is outside the model's {out.shape[1]} classes")
+                logit.append(out[:, targets])
+                prob.append(out.softmax(dim=1)[:, targets])
                 self._tick("forward", t)
         return torch.cat(logit), torch.cat(prob)
 
@@ -108,8 +118,12 @@ class SaliencyProblem(Problem):
             masks = self.encoding.render(genomes)
         self._tick("render", t)
         area = masks.mean(dim=(1, 2))
-        logit, prob = self.score(masks)
-        fitness = (logit if self.objective == "logit" else prob) - self.alpha * area
+        logits, probs = self.score(masks)
+        rewarded = logits if self.objective == "logit" else probs
+        rewarded = rewarded[:, 0] if self.reward == "first" else rewarded.mean(dim=1)
+        fitness = rewarded - self.alpha * area
+        logit, prob = logits[:, 0], probs[:, 0]
         if self.observer is not None:
-            self.observer(masks, {"logit": logit, "probability": prob, "fitness": fitness})
+            self.observer(masks, {"logit": logit, "probability": prob, "fitness": fitness,
+                                  "logits": logits, "probabilities": probs})
         batch.set_evals(fitness, torch.stack([area, logit, prob], dim=1))

@@ -71,3 +71,19 @@ class SquareOracle(BoxOracle):
     def __init__(self, image: torch.Tensor, region: tuple[int, int, int] = DEFAULT_REGION, scale: float = 4.0) -> None:
         top, left, side = region
         super().__init__((top, left, top + side, left + side), reference=image, scale=scale, rival=0.0)
+
+
+class BoxesOracle:
+    """Several classes, each with its own evidence box: class ``i``'s logit is ``scale`` × the kept
+    fraction of ``boxes[i]`` (on a bright image, black fill); a last class is the constant ``rival``
+    × ``scale``. Tests that one search maps each class onto its own box."""
+
+    def __init__(self, boxes: list[tuple[int, int, int, int]], scale: float = 10.0, rival: float = 0.3) -> None:
+        self.oracles = [BoxOracle(box, scale=scale, rival=rival) for box in boxes]
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        columns = [oracle(x)[:, 0] for oracle in self.oracles]
+        return torch.stack([*columns, self.oracles[0](x)[:, 1]], dim=1)
+
+    def region_mask(self, index: int, height: int, width: int) -> torch.Tensor:
+        return self.oracles[index].region_mask(height, width)

@@ -145,7 +145,7 @@ class ExplainBatch:
     """
 
     def __init__(self, config, images: Sequence[str | Path | None], out_dir: Path, *,
-                 target: int | None = None, resume: bool = False) -> None:
+                 target: int | str | None = None, resume: bool = False) -> None:
         from decam.io.outputs import is_complete
 
         self.config, self.out_dir, self.target = config, Path(out_dir), target
