@@ -28,7 +28,7 @@ def resolve_targets(spec: TargetSpec, logits: torch.Tensor) -> list[int]:
             if not 1 <= k <= n:
                 raise InputError(f"target {spec!r}: expected top1 .. top{n}")
             targets = logits.topk(k).indices.tolist()
-        elif re.fullmatch(r"\d+(\s*,\s*\d+)*", text):
+        elif re.fullmatch(r"-?\d+(\s*,\s*-?\d+)*", text):
             targets = [int(t) for t in text.split(",")]
         else:
             raise InputError(f"target {spec!r}: expected a class index, a list such as 3,17, or topK such as top3")
