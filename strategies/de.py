@@ -42,6 +42,18 @@ class DifferentialEvolution(SearchAlgorithm, SinglePopulationAlgorithmMixin):
     def population(self) -> SolutionBatch:
         return self._population
 
+    def state_dict(self) -> dict:
+        """The population and its fitness: all a resumed search needs besides the random state."""
+        pop = self._population
+        return {"values": pop.values.clone(), "evals": pop.evals.clone(), "evaluated": self._evaluated}
+
+    def load_state_dict(self, state: dict) -> None:
+        pop = SolutionBatch(self.problem, popsize=self.popsize, empty=True, device=self._population.device)
+        pop.set_values(state["values"].to(pop.device))
+        evals = state["evals"].to(pop.device)
+        pop.set_evals(evals[:, 0], evals[:, 1:] if evals.shape[1] > 1 else None)
+        self._population, self._evaluated = pop, bool(state["evaluated"])
+
     def partners(self) -> torch.Tensor:
         """``(N, 3)`` indices: per row three distinct individuals, none equal to the row's own index."""
         n = self.popsize

@@ -34,6 +34,13 @@ class Aggregator:
         """The first target's map if the search stopped now (``population_masks()`` renders the population)."""
         return self.finalize(population_masks(), fitness)
 
+    def state_dict(self) -> dict:
+        """What ``observe`` accumulated (tensors and numbers), for a search checkpoint; none by default."""
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore what :meth:`state_dict` returned."""
+
 
 def normalize_max(total: torch.Tensor) -> torch.Tensor:
     """Divide by the maximum (an all-zero sum stays zero)."""
@@ -106,6 +113,12 @@ class EvaluatedMasks(Aggregator):
 
     def estimate(self, population_masks: Callable[[], torch.Tensor], fitness: torch.Tensor) -> torch.Tensor:
         return self._maps()[0]  # from the sums so far: no rendering needed
+
+    def state_dict(self) -> dict:
+        return {"sum_sm": self.sum_sm, "sum_m": self.sum_m, "sum_s": self.sum_s, "count": self.count}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.sum_sm, self.sum_m, self.sum_s, self.count = state["sum_sm"], state["sum_m"], state["sum_s"], state["count"]
 
     def _maps(self) -> torch.Tensor:
         if self.sum_sm is None:

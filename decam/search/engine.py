@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import torch
@@ -36,6 +36,17 @@ class StopRule:
     patience: int = 2
 
 
+@dataclass
+class SearchLog:
+    """What the loop knows between generations (a checkpoint restores it): the history and, when
+    converging, the map snapshots pooled for the rank correlation."""
+
+    history: list[dict] = field(default_factory=list)
+    snapshots: list[torch.Tensor] = field(default_factory=list)
+    settled: int = 0
+    """Consecutive latest generations whose correlation reached the threshold (see StopRule)."""
+
+
 def run_search(
     searcher: SearchAlgorithm,
     problem: SaliencyProblem,
@@ -43,34 +54,40 @@ def run_search(
     *,
     estimate: Callable[[], torch.Tensor] | None = None,
     progress: Callable[[dict], None] | None = None,
+    log: SearchLog | None = None,
+    after_generation: Callable[[SearchLog], None] | None = None,
 ) -> tuple[list[dict], str]:
     """Step ``searcher`` until ``rule`` says stop. ``estimate()`` is the current map (needed for
     ``rule.converge``). Returns the history — per generation ``generation``, ``best``, ``mean``,
     ``median``, ``best_area``, cumulative ``queries`` and, when converging, ``correlation`` — and why
-    it stopped: ``generations``, ``budget`` or ``converged``. The same seed stops at the same generation."""
-    history: list[dict] = []
-    snapshots: list[torch.Tensor] = []
-    generation, last_cost, settled = 0, 0, 0
+    it stopped: ``generations``, ``budget`` or ``converged``. The same seed stops at the same generation.
+
+    ``log`` continues a search a checkpoint restored; ``after_generation(log)`` runs after each
+    generation (to save one)."""
+    log = log if log is not None else SearchLog()
+    history, snapshots = log.history, log.snapshots
     while True:
+        generation = len(history)
+        if generation and log.settled >= rule.patience and generation >= rule.min_generations:
+            return history, "converged"
         if rule.budget is None and generation >= rule.generations:
             return history, "generations"
+        last_cost = history[-1]["queries"] - (history[-2]["queries"] if generation > 1 else 0) if generation else 0
         if rule.budget is not None and generation > 0 and problem.queries + max(last_cost, 1) > rule.budget:
             return history, "budget"
-        before = problem.queries
         searcher.step()
         generation += 1
-        last_cost = problem.queries - before
         history.append(summary(generation, searcher.population, problem.queries))
         if rule.converge is not None and estimate is not None:
             snapshots.append(F.avg_pool2d(estimate()[None, None].float(), 4).flatten())
             if generation > 1:  # snapshots[k] is the map after generation k + 1
                 earlier = snapshots[min(round((1 - rule.lag) * generation), generation - 1) - 1]
                 history[-1]["correlation"] = spearman(snapshots[-1], earlier)
-                settled = settled + 1 if history[-1]["correlation"] >= rule.converge else 0
+                log.settled = log.settled + 1 if history[-1]["correlation"] >= rule.converge else 0
+        if after_generation is not None:
+            after_generation(log)
         if progress is not None:
             progress(history[-1])
-        if settled >= rule.patience and generation >= rule.min_generations:
-            return history, "converged"
 
 
 def spearman(a: torch.Tensor, b: torch.Tensor) -> float:

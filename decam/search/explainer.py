@@ -20,7 +20,8 @@ from decam.io.images import open_image, to_input
 from decam.models import FastForward, ForwardSpec, LoadedModel, ModelRunner, from_callable, load_model, tune_allocator
 from decam.registry import AGGREGATORS, ENCODINGS, SEARCHERS
 from decam.search.batching import SharedForward
-from decam.search.engine import StopRule, run_search
+from decam.search.checkpoint import Checkpoint, fingerprint, rng_state, set_rng_state, supports_checkpoints
+from decam.search.engine import SearchLog, StopRule, run_search
 from decam.search.explanation import Explanation, TargetMap
 from decam.search.targets import TargetSpec, resolve_targets
 from decam.search.problem import SaliencyProblem
@@ -96,17 +97,23 @@ class Explainer:
         image: str | Path | Image.Image | torch.Tensor,
         target: TargetSpec = None,
         progress: Callable[[dict], None] | None = None,
+        checkpoint: str | Path | None = None,
     ) -> Explanation:
         """Search masks for ``target`` (default: the model's top-1 class) and aggregate them.
 
         ``target`` may name several classes (``[3, 17]``, ``"3,17"``, ``"top3"``): one search, one map
         per class in ``Explanation.targets``. ``progress`` is called after every generation with
-        that generation's history entry.
+        that generation's history entry. ``checkpoint``: a file the search's state is saved to after
+        every generation and continued from when it holds this search (decam.search.checkpoint);
+        the caller removes it once the outputs are safe.
         """
+        return self._seeded(image, target, progress, self.search_forward, checkpoint)
+
+    def _seeded(self, image, target, progress, forward, checkpoint) -> Explanation:
         with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
             if self.config.seed is not None:
                 torch.manual_seed(self.config.seed)
-            return self._explain(image, target, progress, self.search_forward)
+            return self._explain(image, target, progress, forward, checkpoint)
 
     def explain_many(
         self,
@@ -114,6 +121,7 @@ class Explainer:
         targets: list[TargetSpec] | None = None,
         images_per_batch: int | None = None,
         progress: Callable[[int, dict], None] | None = None,
+        checkpoints: list[str | Path | None] | None = None,
     ) -> Iterator[tuple[int, Explanation | Exception]]:
         """Explain several images, running ``images_per_batch`` searches at once so their
         populations share the model's batches (default: as many as fill ``batch_size``).
@@ -121,15 +129,18 @@ class Explainer:
         Yields ``(index, Explanation)`` — or ``(index, exception)`` for an image that failed (a
         :class:`~decam.errors.DecamError` for bad input or a failing model) — in input order.
         Searches draw randomness only from their own seeded generators, so maps are reproducible;
-        they may differ in the last bits from ``explain`` (other batch sizes).
+        they may differ in the last bits from ``explain`` (other batch sizes). ``checkpoints``: one
+        file (or None) per image, as for :meth:`explain`.
         """
         targets = targets if targets is not None else [None] * len(images)
+        checkpoints = checkpoints if checkpoints is not None else [None] * len(images)
         popsize = int(self.config.searcher.get("popsize") or self.config.batch_size)
         group = images_per_batch or max(1, self.config.batch_size // max(popsize, 1))
         for first in range(0, len(images), group):
             idx = list(range(first, min(first + group, len(images))))
             if len(idx) == 1:  # nothing to share: search in this thread
-                yield idx[0], self._attempt(images[idx[0]], targets[idx[0]], progress, idx[0], self.search_forward)
+                i = idx[0]
+                yield i, self._attempt(images[i], targets[i], progress, i, self.search_forward, checkpoints[i])
                 continue
             shared = SharedForward(self.search_forward)
             for i in idx:
@@ -137,7 +148,7 @@ class Explainer:
 
             def run(i: int) -> Explanation | Exception:
                 try:
-                    return self._attempt(images[i], targets[i], progress, i, shared.bind(i))
+                    return self._attempt(images[i], targets[i], progress, i, shared.bind(i), checkpoints[i])
                 finally:
                     shared.leave(i)
 
@@ -145,22 +156,29 @@ class Explainer:
                 results = list(pool.map(run, idx))
             yield from zip(idx, results)
 
-    def _attempt(self, image, target, progress, index: int, forward) -> Explanation | Exception:
+    def _attempt(self, image, target, progress, index: int, forward, checkpoint) -> Explanation | Exception:
         """One image of ``explain_many``: its explanation, or the exception that stopped it."""
         try:
             tick = (lambda entry: progress(index, entry)) if progress else None
-            return self._explain(image, target, tick, forward)
+            return self._explain(image, target, tick, forward, checkpoint)
         except Exception as e:  # reported per image; the others go on
             return e
 
-    def _explain(self, image, target, progress, forward) -> Explanation:
+    def _explain(self, image, target, progress, forward, checkpoint=None) -> Explanation:
         cfg = self.config
         start = time.perf_counter()
         x = self.prepare(image)
-        logits = ModelRunner(self.model.forward, where="on the unmasked image")(x.unsqueeze(0))[0]  # fp32
+        saved = None
+        if checkpoint is not None:
+            checkpoint = Checkpoint(checkpoint, fingerprint(OmegaConf.to_container(cfg), x, target))
+            saved = checkpoint.load()
+        if saved is not None:  # paid for already
+            logits = saved["logits"]
+        else:
+            logits = ModelRunner(self.model.forward, where="on the unmasked image")(x.unsqueeze(0))[0]  # fp32
         targets = resolve_targets(target, logits)
         search_start = time.perf_counter()
-        maps, problem, history, stopped = self._search(x, targets, progress, forward)
+        maps, problem, history, stopped = self._search(x, targets, progress, forward, checkpoint, saved, logits)
         timings = dict(problem.seconds)
         timings["searcher"] = time.perf_counter() - search_start - sum(timings.values())
         probs = logits.softmax(-1)
@@ -174,8 +192,10 @@ class Explainer:
             targets=per_target, stopped=stopped,
         )
 
-    def _search(self, x: torch.Tensor, targets: list[int], progress, forward):
-        """Maps ``(T, H, W)`` for ``targets`` from one search, the problem, its history and why it stopped."""
+    def _search(self, x: torch.Tensor, targets: list[int], progress, forward, checkpoint=None, saved=None,
+                logits=None):
+        """Maps ``(T, H, W)`` for ``targets`` from one search, the problem, its history and why it stopped;
+        continued from ``saved`` and saved to ``checkpoint`` after each generation when given."""
         cfg = self.config
         encoding = ENCODINGS[cfg.encoding.name](**plugin_kwargs(cfg.encoding)).bind(x)
         aggregator = AGGREGATORS[cfg.aggregator.name](**plugin_kwargs(cfg.aggregator))
@@ -193,8 +213,25 @@ class Explainer:
         def estimate() -> torch.Tensor:
             return aggregator.estimate(population_masks, searcher.population.evals[:, 0])
 
+        log, after = SearchLog(), None
+        if checkpoint is not None and supports_checkpoints(searcher):
+            if saved is not None:
+                searcher.load_state_dict(saved["searcher"])
+                aggregator.load_state_dict(saved["aggregator"])
+                set_rng_state(problem, saved["rng"])
+                problem.runner.queries = int(saved["queries"])
+                log = SearchLog(saved["history"], saved["snapshots"], int(saved["settled"]))
+
+            def save(log: SearchLog) -> None:
+                checkpoint.save({"searcher": searcher.state_dict(), "aggregator": aggregator.state_dict(),
+                                 "rng": rng_state(problem), "queries": problem.queries, "logits": logits,
+                                 "history": log.history, "snapshots": log.snapshots, "settled": log.settled})
+
+            after = save
+
         rule = StopRule(cfg.generations, cfg.budget, cfg.converge, cfg.min_generations)
-        history, stopped = run_search(searcher, problem, rule, estimate=estimate, progress=progress)
+        history, stopped = run_search(searcher, problem, rule, estimate=estimate, progress=progress, log=log,
+                                      after_generation=after)
         maps = aggregator.finalize_all(population_masks(), searcher.population.evals[:, 0], len(targets))
         return maps, problem, history, stopped
 
