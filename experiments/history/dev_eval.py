@@ -31,7 +31,7 @@ import numpy as np
 PAPER_BUDGET = 64 * 201
 SEARCHERS = ("de", "cmaes", "ga", "snes", "pgpe")
 CURVE_BUDGETS = (500, 1000, 2000, 4000)
-PAPER_YAML = str(Path(__file__).resolve().parents[1] / "configs" / "paper.yaml")
+PAPER_YAML = str(Path(__file__).resolve().parents[2] / "configs" / "paper.yaml")
 
 
 def studies(curve_images: int) -> dict[str, tuple[list[str], list[str], int | None]]:
