@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 import torchvision.transforms.functional as TF
 
-FILLS = ("black", "mean", "blur")
+FILLS = ("black", "mean", "blur", "mix")
 BLUR_KERNEL, BLUR_SIGMA = 11, 5.0
 
 
@@ -18,7 +18,11 @@ def blur(image: torch.Tensor) -> torch.Tensor:
 
 
 def fill_image(image: torch.Tensor, kind: str) -> torch.Tensor:
-    """What eliminated pixels become: ``black`` (zeros, the paper), per-channel ``mean``, or ``blur``."""
+    """What eliminated pixels become: ``black`` (zeros, the paper), per-channel ``mean``, ``blur``, or
+    ``mix`` — ``(2, 3, H, W)``, blur for half the masks and the mean colour for the other half, so
+    evidence that survives one (a flat colour survives a blur) does not survive both."""
+    if kind == "mix":
+        return torch.stack([blur(image), fill_image(image, "mean")])
     if kind == "black":
         return torch.zeros_like(image)
     if kind == "mean":

@@ -46,7 +46,7 @@ class RunConfig:
     reward: Literal["first", "mean"] = MISSING  # with several targets: what the fitness rewards
     alpha: float = MISSING
     objective: Literal["logit", "probability"] = MISSING  # what the search maximizes for the target class
-    fill: Literal["black", "mean", "blur"] = MISSING
+    fill: Literal["black", "mean", "blur", "mix"] = MISSING
     seed: Annotated[Optional[int], Range(0, 2**32 - 1)] = MISSING
     batch_size: Annotated[int, Range(1, None)] = MISSING
     precision: Literal["auto", "fp32", "bf16"] = MISSING

@@ -2,6 +2,9 @@
 
 fitness(genome) = logit_target(fill + M ⊙ (X − fill)) − α · mean(M),   M = encoding.render(genome)
 
+``fill`` may hold several images ``(F, 3, H, W)``: the population is split into F contiguous parts,
+part f filled with fill f (an individual keeps its fill from one generation to the next).
+
 With several targets, every query keeps the scores of all of them (for the aggregator) and the
 fitness rewards the first target (``reward="first"``) or the mean over all (``reward="mean"``).
 """
@@ -64,9 +67,10 @@ class SaliencyProblem(Problem):
         self.targets = [int(t) for t in (target if isinstance(target, (list, tuple)) else [target])]
         self.target, self.reward, self.encoding, self.image = self.targets[0], reward, encoding, image
         fill = torch.zeros_like(image) if fill is None else fill.to(image)
+        fills = fill if fill.ndim == 4 else fill[None]
         # composed in (H, W, 3) order so a batch comes out channels_last without a copy
-        self.fill_hwc = fill.permute(1, 2, 0).contiguous()
-        self.delta_hwc = (image - fill).permute(1, 2, 0).contiguous()
+        self.fill_hwc = fills.permute(0, 2, 3, 1).contiguous()
+        self.delta_hwc = (image[None] - fills).permute(0, 2, 3, 1).contiguous()
         self.alpha, self.objective, self.observer = float(alpha), objective, observer
         self.channels_last, self.profile = channels_last, profile
         self.seconds = {"render": 0.0, "compose": 0.0, "forward": 0.0}
@@ -88,9 +92,17 @@ class SaliencyProblem(Problem):
         self.seconds[stage] += now - since
         return now
 
-    def compose(self, masks: torch.Tensor) -> torch.Tensor:
-        """Masked images ``fill + M ⊙ (X − fill)``, ``(N, 3, H, W)`` in channels_last layout."""
-        x = torch.addcmul(self.fill_hwc, masks.unsqueeze(-1), self.delta_hwc)  # (N, H, W, 3)
+    def compose(self, masks: torch.Tensor, fills: torch.Tensor | None = None) -> torch.Tensor:
+        """Masked images ``fill + M ⊙ (X − fill)``, ``(N, 3, H, W)`` in channels_last layout; ``fills``
+        ``(N,)`` says which fill each mask takes, in runs (default: the first)."""
+        if self.fill_hwc.shape[0] == 1 or fills is None:
+            x = torch.addcmul(self.fill_hwc[0], masks.unsqueeze(-1), self.delta_hwc[0])  # (N, H, W, 3)
+        else:
+            x = masks.new_empty(*masks.shape, 3)
+            for f in fills.unique().tolist():
+                rows = (fills == f).nonzero().flatten()
+                part = slice(int(rows[0]), int(rows[-1]) + 1)
+                torch.addcmul(self.fill_hwc[f], masks[part].unsqueeze(-1), self.delta_hwc[f], out=x[part])
         x = x.permute(0, 3, 1, 2)
         return x if self.channels_last else x.contiguous()
 
@@ -98,10 +110,11 @@ class SaliencyProblem(Problem):
         """The targets' logits and softmax probabilities for each mask ``(N, H, W)``: two ``(N, T)`` float32 tensors."""
         logit, prob = [], []
         targets = torch.tensor(self.targets, device=masks.device)
+        fills = torch.arange(masks.shape[0], device=masks.device) * self.fill_hwc.shape[0] // masks.shape[0]
         with torch.inference_mode():
-            for m in masks.split(self.runner.batch_size):
+            for m, f in zip(masks.split(self.runner.batch_size), fills.split(self.runner.batch_size)):
                 t = time.perf_counter()
-                x = self.compose(m)
+                x = self.compose(m, f)
                 t = self._tick("compose", t)
                 out = self.runner(x)
                 if max(self.targets) >= out.shape[1]:

@@ -87,3 +87,65 @@ class BoxesOracle:
 
     def region_mask(self, index: int, height: int, width: int) -> torch.Tensor:
         return self.oracles[index].region_mask(height, width)
+
+
+def evidence_image(size: int = 64, region: tuple[int, int, int] = (23, 36, 18), kind: str = "texture",
+                   seed: int = 0) -> torch.Tensor:
+    """A ``(3, size, size)`` photo-like image whose ``region = (top, left, side)`` (≈ 8 % of the image by
+    default) differs from its surroundings only in ``kind``: ``texture`` (fine stripes around the same
+    mean colour) or ``colour`` (a flat orange patch on the greyish surroundings)."""
+    gen = torch.Generator().manual_seed(seed)
+    noise = torch.rand(1, 3, size // 8, size // 8, generator=gen)
+    image = 0.35 + 0.3 * torch.nn.functional.interpolate(noise, size=(size, size), mode="bilinear")[0]
+    image = image.mean(dim=0, keepdim=True).expand(3, -1, -1).clone()  # greyish, smooth
+    top, left, side = region
+    patch = image[:, top:top + side, left:left + side]
+    if kind == "texture":
+        cols = torch.arange(side) + torch.arange(side)[:, None]
+        patch += 0.25 * torch.where(cols % 4 < 2, 1.0, -1.0)  # diagonal stripes, period 4 px
+    elif kind == "colour":
+        patch[:] = torch.tensor([0.85, 0.5, 0.15])[:, None, None]  # a flat orange patch
+    else:
+        raise ValueError(f"kind={kind!r}: expected texture or colour")
+    return image.clamp(0, 1)
+
+
+def _high_pass(x: torch.Tensor) -> torch.Tensor:
+    return x - torch.nn.functional.avg_pool2d(x, 3, stride=1, padding=1, count_include_pad=False)
+
+
+class EvidenceOracle:
+    """A black box that looks only at one kind of evidence in ``region`` of ``image``
+    (:func:`evidence_image`): class 0's logit is ``scale`` × how much of it a masked input keeps.
+
+    ``texture``: the correlation of the region's fine detail (the image minus its 3×3 local mean)
+    with the original's — any smooth fill (blur, mean, black) removes it. ``colour``: the
+    orangeness (red minus blue) of the flat orange patch, read 5 pixels in from its edges,
+    relative to the original's — a blur (radius 5) leaves a flat patch's inside as it is, so only
+    a fill of another colour removes this evidence. Class 1 is the constant ``rival`` × ``scale``.
+    """
+
+    def __init__(self, image: torch.Tensor, region: tuple[int, int, int] = (23, 36, 18), kind: str = "texture",
+                 scale: float = 10.0, rival: float = 0.3) -> None:
+        top, left, side = region
+        inset = 0 if kind == "texture" else 5  # colour is read inside the patch, where a blur leaves it alone
+        self.rows, self.cols = slice(top + inset, top + side - inset), slice(left + inset, left + side - inset)
+        self.kind = kind
+        self.box, self.scale, self.rival = (top, left, top + side, left + side), scale, rival
+        self.reference = self._feature(image[None])[0]
+
+    def _feature(self, x: torch.Tensor) -> torch.Tensor:
+        if self.kind == "texture":
+            return _high_pass(x)[:, :, self.rows, self.cols].flatten(1)
+        x = x[:, :, self.rows, self.cols]
+        return (x[:, 0] - x[:, 2]).clamp(min=0).mean(dim=(1, 2))[:, None]
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        f = self._feature(x.float())
+        ref = self.reference.to(f)
+        kept = (f @ ref) / (ref @ ref) if self.kind == "texture" else f[:, 0] / ref[0]
+        kept = kept.clamp(0.0, 1.0)
+        return torch.stack([self.scale * kept, torch.full_like(kept, self.rival * self.scale)], dim=1)
+
+    def region_mask(self, height: int, width: int) -> torch.Tensor:
+        return box_mask(height, width, self.box)
