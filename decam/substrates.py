@@ -36,6 +36,16 @@ def fill_image(image: torch.Tensor, kind: str) -> torch.Tensor:
     raise ValueError(f"unknown fill {kind!r}; expected one of {', '.join(FILLS)}")
 
 
+def normalized_zero(image: torch.Tensor,
+                    normalization: tuple[tuple[float, ...], tuple[float, ...]] | None) -> torch.Tensor:
+    """The pixel-space image that is 0 in the model's normalized input: its ``mean`` colour everywhere
+    (RISE's fill and deletion value); black when the normalization is unknown (input = pixels)."""
+    if normalization is None:
+        return torch.zeros_like(image)
+    mean = torch.as_tensor(normalization[0], dtype=image.dtype, device=image.device).view(-1, 1, 1)
+    return mean.expand_as(image).clone()
+
+
 # The metrics' substrates follow the RISE reference code (Petsiuk et al., 2018, ``CausalMetric``), which
 # works on the *normalized* tensor ``(x - mean) / std``: deleted pixels become 0 there and insertion starts
 # from a depthwise blur of it. decam's models take pixel-space input and normalize inside, so each substrate
@@ -62,13 +72,6 @@ def denormalize(image: torch.Tensor, normalization: Normalization) -> torch.Tens
     """The inverse of :func:`normalize`: a normalized tensor back in pixel space."""
     mean, std = _stats(image, normalization)
     return image * std + mean
-
-
-def normalized_zero(image: torch.Tensor, normalization: Normalization) -> torch.Tensor:
-    """The pixel-space image that is 0 in the normalized input: every pixel the normalization's mean colour
-    (RISE's deletion substrate, ``torch.zeros_like`` on the normalized tensor)."""
-    mean, _ = _stats(image, normalization)
-    return mean.expand_as(image).clone()
 
 
 @lru_cache(maxsize=4)
