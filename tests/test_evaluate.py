@@ -166,3 +166,70 @@ def test_cli_evaluate_rejects_unknown_tracking_keys_before_the_model_loads(photo
     assert main(["evaluate", str(photos), "tracking.colour=red", "--out", str(tmp_path / "ev")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("decam: error: unknown key tracking.colour") and len(err.splitlines()) == 1
+
+
+def cnn_model() -> LoadedModel:
+    """A tiny convolutional network (an nn.Module, so the sanity checks can randomize it), ImageNet-normalized."""
+    from decam.models import IMAGENET_MEAN, IMAGENET_STD, Normalized
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(4, 4, 3, padding=1),
+                              torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(4, 3))
+    module = Normalized(net).eval()
+    return LoadedModel(module, (SIZE, SIZE), None, ["a", "b", "c"], "cnn", module,
+                       normalization=(IMAGENET_MEAN, IMAGENET_STD))
+
+
+@pytest.mark.slow
+def test_every_metric_reaches_results_and_summary(photos, tmp_path):
+    from decam.workflows.evaluate import MethodBuilder, MetricSettings
+
+    model = cnn_model()
+    cfg = load_config(None, ["generations=2", "searcher.popsize=8", "encoding.K=2"])
+    builder = MethodBuilder(model, cfg, {"rise": {"n_masks": 16}})
+    settings = MetricSettings("all", mufidelity_samples=20, road_percentiles=(30, 70), stability_seeds=2,
+                              sanity_blocks=1)
+    ev = Evaluation(model, builder.build_all(["decam", "rise", "gaussian"]), tmp_path / "out", settings=settings,
+                    builder=builder)
+    assert [r.error for r in ev.run([photos / "a.png"])] == [None]
+    with open(tmp_path / "out" / "results.csv", newline="") as f:
+        rows = {r["method"]: r for r in csv.DictReader(f)}
+    keys = ["diff_swapped", "insertion_black", "deletion_blur", "mufidelity", "road", "road_morf", "road_lerf",
+            "sanity_class", "sanity_head", "sanity_top1", "stability_rho", "stability_diff_std"]
+    assert all(rows[m][k] != "" for m in rows for k in keys)
+    assert {(r["insertion_substrate"], r["deletion_substrate"]) for r in rows.values()} == {("blur", "zero")}
+    assert float(rows["gaussian"]["sanity_head"]) == pytest.approx(1.0)  # its map ignores the model
+    assert float(rows["gaussian"]["stability_rho"]) == pytest.approx(1.0)
+    summary = (tmp_path / "out" / "summary.md").read_text()
+    assert "Deletion to the normalization's mean colour (0.485, 0.456, 0.406; 0 in the normalized input)" in summary
+    assert "insertion from the reference blur" in summary and "MuFidelity ↑" in summary and "ROAD MoRF ↓" in summary
+    assert "| rise |" in summary.split("decam − method, paired")[1]
+
+
+def test_cli_metrics_and_substrates(photos, tmp_path, capsys):
+    out = tmp_path / "cli"
+    base = ["evaluate", str(photos / "a.png"), "--model", "test_evaluate:oracle_model", "--methods", "gaussian",
+            "--out", str(out), "--quiet"]
+    assert main(base + ["--metrics", "curves", "--deletion-to", "black"]) == 0
+    with open(out / "results.csv", newline="") as f:
+        (row,) = list(csv.DictReader(f))
+    assert (row["insertion_substrate"], row["deletion_substrate"]) == ("blur", "black") and "mufidelity" not in row
+    assert "Deletion to black (pixel 0)" in (out / "summary.md").read_text()
+    assert main(base + ["--metrics", "raod"]) == 2
+    assert "did you mean 'road'" in capsys.readouterr().err
+    assert main(base + ["--metrics", "sanity"]) == 2  # randomization needs the network
+    assert "black-box callable" in capsys.readouterr().err
+
+
+def test_rows_read_back_from_results_csv(photos, tmp_path):
+    from decam.workflows.evaluate import Row
+
+    model = oracle_model()
+    ev = Evaluation(model, build_methods(["gaussian"], model, None), tmp_path / "out")
+    ev.run([photos / "a.png"])
+    with open(tmp_path / "out" / "results.csv", newline="") as f:
+        (back,) = [Row.from_record(r) for r in csv.DictReader(f)]
+    (row,) = ev.rows()
+    assert back.method == row.method and back.target == row.target and back.diff == pytest.approx(row.diff, abs=1e-6)
+    assert set(back.scores) == set(row.scores) == {"diff_swapped", "insertion_black", "deletion_blur", "mufidelity",
+                                                  "road", "road_morf", "road_lerf"}

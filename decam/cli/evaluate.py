@@ -12,6 +12,7 @@ from decam.cli.options import (RunOptions, TrackingOptions, debug_option, ray_ad
 from decam.errors import EXIT_PARTIAL, ConfigError, InputError
 
 DEFAULT_METHODS = "decam,gradcam,gradcampp,fullgrad,ig,rise,lime,random"
+SUBSTRATE_CHOICES = click.Choice(["zero", "black", "blur", "mean"])
 
 
 def _track(tracking: TrackingOptions, evaluation, cfg, out: str) -> int | None:
@@ -21,19 +22,28 @@ def _track(tracking: TrackingOptions, evaluation, cfg, out: str) -> int | None:
 
     from decam.tracking import Tracker, TrackingError, flatten, log_evaluation
 
+    params = flatten(OmegaConf.to_container(cfg)) | flatten({"metrics": evaluation.settings.to_dict()})
     try:
         tracker = Tracker(tracking.tracking_uri, tracking.experiment or "decam-evaluate")
-        log_evaluation(tracker, evaluation.rows(), params=flatten(OmegaConf.to_container(cfg)), folder=out)
+        log_evaluation(tracker, evaluation.rows(), params=params, folder=out)
     except TrackingError as e:
         print(f"decam: warning: {e}; local outputs are in {out}", file=sys.stderr)
         return e.exit_code
     return None
 
 
-@click.command("evaluate", short_help="compare decam with other methods on insertion / deletion AUC")
+@click.command("evaluate", short_help="compare decam with other methods on a suite of faithfulness metrics")
 @click.argument("items", nargs=-1, required=True, type=click.Path(), metavar="IMAGE|key=value...")
 @click.option("--methods", default=DEFAULT_METHODS, metavar="LIST",
               help=f"comma-separated methods (decam list shows them; default: {DEFAULT_METHODS})")
+@click.option("--metrics", "metric_names", default="default", metavar="LIST",
+              help="comma-separated metrics: curves (insertion/deletion, always), swapped (DiffAUC with insertion "
+                   "from black, deletion to blur), mufidelity, road, sanity, stability; 'default' = curves,swapped,"
+                   "mufidelity,road; 'all' adds sanity and stability, which re-run every method")
+@click.option("--insertion-from", "insertion", type=SUBSTRATE_CHOICES, default="blur", show_default=True,
+              help="insertion's starting substrate (blur: the RISE reference blur of the normalized input)")
+@click.option("--deletion-to", "deletion", type=SUBSTRATE_CHOICES, default="zero", show_default=True,
+              help="deletion's substrate (zero: 0 in the normalized input, the normalization's mean colour)")
 @click.option("--labels", metavar="CSV", type=click.Path(),
               help="CSV with file,class_index columns giving each image's target (default: top-1)")
 @click.option("--out", default="decam-eval", metavar="DIR", help="output folder (default: decam-eval)")
@@ -44,9 +54,12 @@ def _track(tracking: TrackingOptions, evaluation, cfg, out: str) -> int | None:
 @tracking_options("log the comparison to MLflow (or tracking.enabled=true)", "decam-evaluate")
 @ray_option
 @debug_option
-def evaluate(items: tuple[str, ...], methods: str, labels: str | None, out: str, limit: int | None, gallery: int,
-             run: RunOptions, quiet: bool, tracking: TrackingOptions, ray: str | None) -> int:
-    """Score explanation methods on the same images with insertion / deletion AUC.
+def evaluate(items: tuple[str, ...], methods: str, metric_names: str, insertion: str, deletion: str,
+             labels: str | None, out: str, limit: int | None, gallery: int, run: RunOptions, quiet: bool,
+             tracking: TrackingOptions, ray: str | None) -> int:
+    """Score explanation methods on the same images with insertion / deletion AUC (RISE reference
+    substrates by default), DiffAUC with swapped substrates, MuFidelity and ROAD; --metrics all adds the
+    sanity checks and stability over seeds.
 
     Arguments are image files or folders and key=value settings, in any order: a key configures
     decam (generations=100) or, prefixed with a method's name, that method (rise.n_masks=2000,
@@ -54,7 +67,7 @@ def evaluate(items: tuple[str, ...], methods: str, labels: str | None, out: str,
     """
     from decam.config import load_config
     from decam.evaluation.methods import METHODS
-    from decam.workflows.evaluate import read_labels, split_method_options
+    from decam.workflows.evaluate import MetricSettings, read_labels, split_method_options
     from decam.workflows.inputs import expand_images, split_items
 
     image_args, overrides = split_items(items)
@@ -66,6 +79,7 @@ def evaluate(items: tuple[str, ...], methods: str, labels: str | None, out: str,
     names = [m.strip() for m in methods.split(",") if m.strip()]
     for name in names:
         METHODS[name]  # unknown names fail here, with suggestions, before the model loads
+    settings = MetricSettings(metric_names, insertion, deletion)
     if limit is not None and limit < 1:
         raise ConfigError(f"--limit {limit}: expected a positive number of images")
     label_map = read_labels(labels) if labels else None
@@ -75,7 +89,7 @@ def evaluate(items: tuple[str, ...], methods: str, labels: str | None, out: str,
     from decam.evaluation.tables import markdown_table, summary_table
     from decam.workflows.evaluate import Evaluation, evaluation_spec
 
-    spec = evaluation_spec(cfg, names, options, label_map)
+    spec = evaluation_spec(cfg, names, options, label_map, settings)
     # with --ray the driver scores nothing: it checks the methods here, on the CPU, and writes the outputs
     evaluation = Evaluation.from_spec(spec, out, gallery, device="cpu" if ray is not None else None)
     score_all = None  # each image scored here
@@ -98,7 +112,7 @@ def evaluate(items: tuple[str, ...], methods: str, labels: str | None, out: str,
         progress.close()
     failures = evaluation.failures()
     if not quiet:
-        print(markdown_table(summary_table(evaluation.rows(), names)), end="")
+        print(markdown_table(summary_table(evaluation.rows(), names, evaluation.columns)), end="")
         print(f"{len(images) - len(failures)} images scored; results.csv, summary.md, curves/, maps/ "
               f"and gallery.png in {out}")
     tracked = _track(tracking, evaluation, cfg, out) if tracking.enabled else None

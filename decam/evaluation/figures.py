@@ -12,21 +12,28 @@ from decam.evaluation.metrics import CurveScores
 from decam.io.pictures import overlay, to_uint8
 
 
-def curves_figure(title: str, class_name: str, scores: dict[str, CurveScores]) -> Figure:
-    """Two panels, insertion and deletion: target probability against the fraction of pixels moved."""
-    fig = Figure(figsize=(10, 4), dpi=100, layout="constrained")
-    axes = fig.subplots(1, 2, sharey=True)
-    for ax, kind in zip(axes, ("insertion", "deletion")):
-        for method, s in scores.items():
-            curve = getattr(s, f"{kind}_curve")
-            ax.plot(np.linspace(0, 100, len(curve)), curve, label=f"{method} ({100 * getattr(s, kind):.1f})")
-        ax.set_title(f"{kind} (AUC ×100)")
-        ax.set_xlabel(f"% pixels {'inserted' if kind == 'insertion' else 'deleted'}")
-        ax.set_xlim(0, 100)
-        ax.set_ylim(0, 1.02)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    axes[0].set_ylabel(f"p({class_name})")
+def curves_figure(title: str, class_name: str, scores: dict[str, CurveScores],
+                  swapped: dict[str, CurveScores] | None = None) -> Figure:
+    """Insertion and deletion panels — target probability against the fraction of pixels moved — each
+    titled with its substrate; a second row for the swapped substrates when ``swapped`` is given."""
+    sets = [scores] + ([swapped] if swapped else [])
+    fig = Figure(figsize=(10, 4 * len(sets)), dpi=100, layout="constrained")
+    axes = np.atleast_2d(fig.subplots(len(sets), 2, sharey=True, squeeze=False))
+    for row, curves in zip(axes, sets):
+        for ax, kind in zip(row, ("insertion", "deletion")):
+            substrate = ""
+            for method, s in curves.items():
+                curve = getattr(s, f"{kind}_curve")
+                substrate = getattr(s, f"{kind}_substrate")
+                ax.plot(np.linspace(0, 100, len(curve)), curve, label=f"{method} ({100 * getattr(s, kind):.1f})")
+            where = "from" if kind == "insertion" else "to"
+            ax.set_title(f"{kind} {where} {substrate} (AUC ×100)")
+            ax.set_xlabel(f"% pixels {'inserted' if kind == 'insertion' else 'deleted'}")
+            ax.set_xlim(0, 100)
+            ax.set_ylim(0, 1.02)
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=8)
+        row[0].set_ylabel(f"p({class_name})")
     fig.suptitle(title)
     return fig
 

@@ -1,4 +1,4 @@
-"""Scoring methods on one image: its target, every method's map, and the metric — nothing written.
+"""Scoring methods on one image: its target, every method's map, and the metric suite — nothing written.
 
 :class:`ImageScorer` is what a local ``decam evaluate`` and a Ray worker both run per image; the
 workflow around it (decam.workflows.evaluate) writes tables, maps and figures.
@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import csv
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -17,15 +16,18 @@ import torch
 from PIL import Image
 
 from decam.errors import ConfigError, DecamError, InputError
-from decam.evaluation.methods import METHODS, Method, create_method
-from decam.evaluation.metrics import CurveScores, insertion_deletion
+from decam.evaluation.building import MethodBuilder
+from decam.evaluation.methods import Method
+from decam.evaluation.metrics.sanity import network, stage_names
+from decam.evaluation.metrics.suite import Column, MapScores, MetricSettings, MetricSuite, columns
 from decam.io.images import open_image, to_input
 from decam.models import LoadedModel, ModelRunner
 
 
 @dataclass
 class Row:
-    """One method's scores on one image (AUCs in [0, 1])."""
+    """One method's scores on one image (AUCs in [0, 1]): insertion / deletion with the substrates named,
+    and the rest of the metric suite in ``scores`` (keys: :func:`~decam.evaluation.metrics.suite.columns`)."""
 
     image: str
     stem: str
@@ -38,6 +40,23 @@ class Row:
     diff: float
     seconds: float
     queries: int
+    insertion_substrate: str = "blur"
+    deletion_substrate: str = "zero"
+    scores: dict[str, float] = field(default_factory=dict)
+
+    def record(self, keys: list[str]) -> dict[str, object]:
+        """A ``results.csv`` line: the fixed fields, then ``keys`` from ``scores`` (empty where missing)."""
+        out: dict[str, object] = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "scores"}
+        return out | {k: self.scores.get(k, "") for k in keys}
+
+    @classmethod
+    def from_record(cls, rec: dict[str, str]) -> Row:
+        """The inverse of :meth:`record` for a line read back from ``results.csv``."""
+        kinds = {"target": int, "queries": int, "probability": float, "insertion": float, "deletion": float,
+                 "diff": float, "seconds": float}
+        names = {f.name for f in fields(cls)} - {"scores"}
+        fixed = {k: kinds.get(k, str)(v) for k, v in rec.items() if k in names}
+        return cls(**fixed, scores={k: float(v) for k, v in rec.items() if k not in names and v not in ("", None)})
 
 
 @dataclass
@@ -59,53 +78,7 @@ class ImageScores:
     result: ImageResult
     x: torch.Tensor | None = None
     maps: dict[str, np.ndarray] = field(default_factory=dict)
-    scores: dict[str, CurveScores] = field(default_factory=dict)
-
-
-def split_method_options(overrides: list[str]) -> tuple[list[str], dict[str, dict]]:
-    """``key=value`` overrides → (decam config overrides, {method: options}).
-
-    A key whose first part names a registered method other than ``decam`` (``gradcam.target_layer=net.layer4``,
-    ``rise.n_masks=2000``) is that method's option; every other key configures the decam method.
-    """
-    from omegaconf import OmegaConf
-
-    config, options = [], {}
-    for item in overrides:
-        key, _, value = item.partition("=")
-        head, dot, rest = key.partition(".")
-        if dot and head != "decam" and head in METHODS:
-            options.setdefault(head, {}).update(OmegaConf.to_container(OmegaConf.from_dotlist([f"{rest}={value}"])))
-        else:
-            config.append(item)
-    return config, options
-
-
-def build_methods(names: Sequence[str], model: LoadedModel, config, options: dict[str, dict] | None = None,
-                  runner: ModelRunner | None = None) -> dict[str, Method]:
-    """Validated options → one bound method per name (target layers are resolved here, before any image).
-
-    ``runner``: where the query methods send their batches (the shared fast path); ``decam``
-    builds its own from ``config``."""
-    from decam.config import validate_section
-
-    options = options or {}
-    unused = set(options) - set(names)
-    if unused:
-        raise ConfigError(f"options given for {', '.join(sorted(unused))}, which --methods does not include")
-    if not names:
-        raise ConfigError("no methods to evaluate")
-    out = {}
-    for name in names:
-        if name in out:
-            raise ConfigError(f"method {name!r} is listed twice")
-        if name == "decam":
-            out[name] = create_method(name, model, config=config)
-            continue
-        params = validate_section(name, METHODS, {"name": name, **options.get(name, {})}, skip=1)
-        params.pop("name")
-        out[name] = create_method(name, model, runner, **params)
-    return out
+    scores: dict[str, MapScores] = field(default_factory=dict)
 
 
 def read_labels(path: str | Path) -> dict[str, int]:
@@ -130,18 +103,36 @@ def read_labels(path: str | Path) -> dict[str, int]:
 
 
 class ImageScorer:
-    """Every method on one image, scored by insertion / deletion through ``runner``."""
+    """Every method on one image, scored by the metric suite (``settings``, default
+    :class:`~decam.evaluation.metrics.suite.MetricSettings`) through ``runner``. Sanity checks and
+    stability re-run the methods: they need the ``builder`` the methods came from."""
 
     def __init__(self, model: LoadedModel, methods: dict[str, Method], *, labels: dict[str, int] | None = None,
-                 runner: ModelRunner | None = None, device: str | torch.device = "cpu") -> None:
+                 runner: ModelRunner | None = None, device: str | torch.device = "cpu",
+                 settings: MetricSettings | None = None, builder: MethodBuilder | None = None) -> None:
         self.model, self.methods, self.labels = model, methods, labels
         self.device = torch.device(device)
         self.runner = runner or ModelRunner(model.forward)
         if model.module is not None:
             model.module.to(self.device)
+        self.settings = settings or MetricSettings()
+        self.suite = MetricSuite(self.settings, self.runner, model.normalization, self.runner.batch_size)
+        self.builder = builder
+        self.stages: list[str] = []
+        if self.settings.reruns and builder is None:
+            raise ConfigError("the sanity and stability metrics re-run the methods: give the evaluation the "
+                              "MethodBuilder that built them")
+        if "sanity" in self.settings.metrics:
+            self.stages = stage_names(network(model), self.settings.sanity_blocks)
 
-    def target_for(self, path: Path, x: torch.Tensor) -> tuple[int, float]:
-        """The label from the CSV (else the model's top-1 class) and its probability on ``x``."""
+    @property
+    def columns(self) -> list[Column]:
+        """The metric columns of this evaluation's rows, beyond insertion / deletion / DiffAUC."""
+        return columns(self.settings, self.stages)
+
+    def target_for(self, path: Path, x: torch.Tensor) -> tuple[int, float, int]:
+        """The label from the CSV (else the model's top-1 class), its probability on ``x`` and the number
+        of classes."""
         with torch.inference_mode():
             probs = ModelRunner(self.model.forward, where="on the image")(x.unsqueeze(0)).softmax(-1)[0]
         if self.labels is None:
@@ -152,7 +143,7 @@ class ImageScorer:
             target = self.labels[path.name]
         if not 0 <= target < probs.numel():
             raise InputError(f"{path.name}: label {target} is outside the model's {probs.numel()} classes")
-        return target, float(probs[target])
+        return target, float(probs[target]), probs.numel()
 
     def score(self, path: str | Path, stem: str, image: Image.Image | None = None) -> ImageScores:
         """All methods on one image (``image``: already decoded, else opened from ``path``); nothing
@@ -163,16 +154,19 @@ class ImageScorer:
         try:
             x = to_input(open_image(path) if image is None else image, self.model.input_size,
                          self.model.resize).to(self.device)
-            target, prob = self.target_for(path, x)
+            target, prob, n_classes = self.target_for(path, x)
             maps, scores = {}, {}
             for method, explain in self.methods.items():
                 start = time.perf_counter()
                 maps[method] = explain(x, target)
-                seconds = time.perf_counter() - start
-                s = insertion_deletion(self.runner, x, maps[method], target, batch_size=self.runner.batch_size)
-                scores[method] = s
+                seconds, queries = time.perf_counter() - start, explain.queries
+                s = scores[method] = self.suite.score_map(x, maps[method], target)
+                if self.settings.reruns:
+                    s.values.update(self.suite.rerun(self.builder.factory(method), self.model, x, target, n_classes))
+                c = s.curves
                 result.rows.append(Row(str(path), result.stem, method, target, self.model.class_name(target),
-                                       prob, s.insertion, s.deletion, s.diff, seconds, explain.queries))
+                                       prob, c.insertion, c.deletion, c.diff, seconds, queries,
+                                       c.insertion_substrate, c.deletion_substrate, dict(s.values)))
         except KeyboardInterrupt:
             raise
         except Exception as e:  # reported and skipped: one bad image or method failure must not end the run

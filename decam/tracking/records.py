@@ -162,11 +162,12 @@ def log_evaluation(
 
 def score_explanation(explainer, exp, n_steps: int | None = None):
     """Insertion/deletion :class:`~decam.evaluation.metrics.CurveScores` of ``exp`` through the
-    explainer's fast forward (the same precision and layout as its search)."""
+    explainer's fast forward (the same precision and layout as its search), with the RISE reference
+    substrates placed by the model's normalization."""
     from decam.evaluation.metrics import N_STEPS, insertion_deletion
     from decam.models import ModelRunner
 
     image = exp.image.to(explainer.device)
     runner = ModelRunner(explainer.forward, explainer.config.batch_size)
     return insertion_deletion(runner, image, exp.saliency, exp.target, n_steps=n_steps or N_STEPS,
-                              batch_size=runner.batch_size)
+                              batch_size=runner.batch_size, normalization=explainer.model.normalization)

@@ -1,8 +1,10 @@
-"""``decam evaluate``: score explanation methods on the same images, targets and metric, and write it all.
+"""``decam evaluate``: score explanation methods on the same images, targets and metrics, and write it all.
 
-Per image and method it records insertion, deletion, DiffAUC, seconds and model queries, and writes
-into the output folder: ``results.csv`` (one row per image and method, AUCs in [0, 1]),
-``summary.md`` (×100 like the paper's Table 1), ``curves/<stem>.png`` (both curves of every method),
+Per image and method it records insertion, deletion and DiffAUC with the substrates named, the rest of the
+metric suite (swapped-substrate DiffAUC, MuFidelity, ROAD by default; sanity checks and stability when
+asked), seconds and model queries, and writes into the output folder: ``results.csv`` (one row per image
+and method, AUCs in [0, 1]), ``summary.md`` (×100 like the paper's Table 1, with paired differences against
+decam for every metric), ``curves/<stem>.png`` (the curves of every method),
 ``gallery.png`` (photo | each method's map) and ``maps/<stem>/<method>.npy`` (float32 at the model's
 input size, the exact maps that were scored). An image that fails (unreadable, no label, a method
 error) is reported and left out of every table, so all methods are compared on the same images.
@@ -14,33 +16,34 @@ import csv
 import io
 import json
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, fields
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from decam.evaluation.building import MethodBuilder, build_methods, split_method_options
 from decam.evaluation.methods import Method
-from decam.evaluation.metrics import CurveScores
-from decam.evaluation.scoring import (ImageResult, ImageScorer, ImageScores, Row, build_methods, read_labels,
-                                      split_method_options)
+from decam.evaluation.metrics.suite import MapScores, MetricSettings
+from decam.evaluation.scoring import ImageResult, ImageScorer, ImageScores, Row, read_labels
 from decam.evaluation.tables import summary_markdown
 from decam.io import atomic_open, save_npy
 from decam.io.outputs import unique_stem
 from decam.models import LoadedModel, ModelRunner
 
-__all__ = ["Evaluation", "ImageResult", "ImageScores", "Row", "build_methods", "evaluation_spec", "read_labels",
-           "split_method_options"]
+__all__ = ["Evaluation", "ImageResult", "ImageScores", "MethodBuilder", "MetricSettings", "Row", "build_methods",
+           "evaluation_spec", "read_labels", "split_method_options"]
 
 
 def evaluation_spec(config, methods: Sequence[str], options: dict[str, dict] | None = None,
-                    labels: dict[str, int] | None = None) -> str:
+                    labels: dict[str, int] | None = None, metrics: MetricSettings | None = None) -> str:
     """Everything :meth:`Evaluation.from_spec` needs, as one JSON string (a Ray worker rebuilds the
-    Evaluation from it): the decam config, which holds the model, the methods, their options and the labels."""
+    Evaluation from it): the decam config, which holds the model, the methods, their options, the labels
+    and the metric settings (substrates included)."""
     from omegaconf import OmegaConf
 
     return json.dumps({"config": OmegaConf.to_container(config), "methods": list(methods),
-                       "options": options or {}, "labels": labels}, sort_keys=True)
+                       "options": options or {}, "labels": labels,
+                       "metrics": (metrics or MetricSettings()).to_dict()}, sort_keys=True)
 
 
 
@@ -58,8 +61,11 @@ class Evaluation(ImageScorer):
         runner: ModelRunner | None = None,
         device: str | torch.device = "cpu",
         gallery_rows: int = 8,
+        settings: MetricSettings | None = None,
+        builder: MethodBuilder | None = None,
     ) -> None:
-        super().__init__(model, methods, labels=labels, runner=runner, device=device)
+        super().__init__(model, methods, labels=labels, runner=runner, device=device, settings=settings,
+                         builder=builder)
         self.out_dir, self.gallery_rows = Path(out_dir), gallery_rows
         self.results: list[ImageResult] = []
         self._gallery: list[tuple[str, torch.Tensor, dict[str, np.ndarray]]] = []
@@ -82,9 +88,11 @@ class Evaluation(ImageScorer):
         model = load_model(cfg.model, cfg.weights)
         fast = FastForward(model, cfg.device, cfg.precision, fold=cfg.fold_batchnorm, compile=cfg.compile)
         runner = ModelRunner(fast, cfg.batch_size)
-        methods = build_methods(spec["methods"], model, cfg, spec["options"], runner)
-        return cls(model, methods, out_dir, labels=spec["labels"], runner=runner, device=cfg.device,
-                   gallery_rows=gallery_rows)
+        builder = MethodBuilder(model, cfg, spec["options"], runner, device=cfg.device, precision=cfg.precision,
+                                fold=cfg.fold_batchnorm)
+        return cls(model, builder.build_all(spec["methods"]), out_dir, labels=spec["labels"], runner=runner,
+                   device=cfg.device, gallery_rows=gallery_rows,
+                   settings=MetricSettings.from_dict(spec.get("metrics")), builder=builder)
 
     def run(
         self,
@@ -121,12 +129,14 @@ class Evaluation(ImageScorer):
         return result
 
     def write_image_outputs(self, stem: str, x: torch.Tensor, maps: dict[str, np.ndarray],
-                            scores: dict[str, CurveScores], class_name: str) -> None:
+                            scores: dict[str, MapScores], class_name: str) -> None:
         from decam.evaluation.figures import curves_figure
 
         for method, sal in maps.items():
             save_npy(self.out_dir / "maps" / stem / f"{method}.npy", sal)
-        save_figure(self.out_dir / "curves" / f"{stem}.png", curves_figure(stem, class_name, scores))
+        swapped = {m: s.swapped for m, s in scores.items() if s.swapped is not None}
+        save_figure(self.out_dir / "curves" / f"{stem}.png",
+                    curves_figure(stem, class_name, {m: s.curves for m, s in scores.items()}, swapped or None))
 
     def rows(self) -> list[Row]:
         return [row for r in self.results for row in r.rows]
@@ -136,14 +146,16 @@ class Evaluation(ImageScorer):
 
     def write_tables(self) -> None:
         """``results.csv`` and ``summary.md`` for the images done so far (atomic rewrites)."""
+        keys = [c.key for c in self.columns]
         with atomic_open(self.out_dir / "results.csv", "w") as f:
             writer = csv.writer(f)
-            writer.writerow([fl.name for fl in fields(Row)])
-            for row in self.rows():
-                d = asdict(row)
-                writer.writerow([f"{v:.6f}" if isinstance(v, float) else v for v in d.values()])
+            rows = [row.record(keys) for row in self.rows()]
+            writer.writerow(list(rows[0]) if rows else list(Row.__dataclass_fields__)[:-1] + keys)
+            for rec in rows:
+                writer.writerow([f"{v:.6f}" if isinstance(v, float) else v for v in rec.values()])
         with atomic_open(self.out_dir / "summary.md", "w") as f:
-            f.write(summary_markdown(self.rows(), list(self.methods), self.model.name, self.failures()))
+            f.write(summary_markdown(self.rows(), list(self.methods), self.model.name, self.failures(),
+                                     columns=self.columns, substrates=self.suite.describe()))
 
 
 def save_figure(path: Path, fig) -> None:

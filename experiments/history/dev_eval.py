@@ -24,7 +24,6 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import get_type_hints
 
 import numpy as np
 
@@ -98,11 +97,10 @@ def run_all(commands: list[tuple[str, list[str]]], parallel: int, log_dir: Path)
 def read_rows(study_dir: Path):
     from decam.workflows.evaluate import Row
 
-    kinds = get_type_hints(Row)  # str, int or float per column
     rows = []
     for path in sorted(study_dir.glob("shard-*/results.csv")):
         with open(path, newline="") as f:
-            rows += [Row(**{k: kinds[k](v) for k, v in rec.items()}) for rec in csv.DictReader(f)]
+            rows += [Row.from_record(rec) for rec in csv.DictReader(f)]
     return rows
 
 
