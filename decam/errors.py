@@ -21,6 +21,10 @@ class ModelUnavailableError(DecamError):
     exit_code = 2
 
 
+class SearchSpaceError(ConfigError):
+    """An encoding or searcher that cannot search this image, e.g. too few superpixels (exit code 2)."""
+
+
 class InputError(DecamError, ValueError):
     """An input image or target that cannot be used (exit code 3)."""
 
@@ -31,6 +35,23 @@ class ModelOutputError(DecamError):
     """The black-box model raised or returned something that is not finite logits (exit code 4)."""
 
     exit_code = 4
+
+
+class OutputError(DecamError):
+    """The output folder stopped taking files mid-run: disk full, quota, read-only (exit code 6).
+
+    The run stops there (every later image would fail the same way); finished outputs are whole.
+    """
+
+    exit_code = 6
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C so every cleanup path runs (runs end KILLED); the CLI exits 143."""
+
+
+class DecamWarning(UserWarning):
+    """Something decam worked around and the user should know (the CLI prints it as one line)."""
 
 
 EXIT_PARTIAL = 1

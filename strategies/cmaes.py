@@ -8,6 +8,7 @@ from typing import Annotated
 from evotorch import Problem
 from evotorch.algorithms import CMAES
 
+from decam.errors import SearchSpaceError
 from decam.registry import SEARCHERS, Range
 
 
@@ -25,7 +26,12 @@ def cmaes(
     encoding's initial bounds with step size ``stdev_init``; ``separable=True`` adapts only a
     diagonal covariance (cheaper for long genomes). CMAES refuses strictly bounded problems, which
     is why decam's problem declares initial bounds only and encodings accept any real genome.
+    It needs at least two genes: evotorch 0.6.1's CMAES cannot hold a one-gene centre.
     """
+    if problem.solution_length < 2:
+        raise SearchSpaceError(
+            f"searcher=cmaes needs at least 2 genes, and the encoding gave {problem.solution_length} for this image "
+            "(evotorch's CMA-ES cannot search one gene): use searcher=de, ga, snes or pgpe, or an encoding with more genes")
     with warnings.catch_warnings():  # evotorch 0.6.1's constructor trips torch and NumPy 2 deprecation notices
         warnings.filterwarnings("ignore", "To copy construct from a tensor", UserWarning)
         warnings.filterwarnings("ignore", "__array_wrap__ must accept context", DeprecationWarning)

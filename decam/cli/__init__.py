@@ -5,7 +5,8 @@ Only these modules parse arguments and print; the work is in :mod:`decam.workflo
 
 Exit codes: 0 success · 1 some items failed (others were written) · 2 usage, configuration or
 unavailable model · 3 bad input image/target · 4 the model failed or returned non-finite logits ·
-5 the MLflow tracking store failed (local outputs were written) · 130 interrupted.
+5 the MLflow tracking store failed (local outputs were written) · 6 the output folder stopped taking
+files mid-run (disk full, quota) · 130 interrupted (Ctrl-C) · 143 terminated (SIGTERM).
 """
 
 from __future__ import annotations

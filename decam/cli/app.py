@@ -3,8 +3,13 @@ and an exit code."""
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import sys
+import threading
 import traceback
+import warnings
+from collections.abc import Iterator
 from typing import Any
 
 import click
@@ -14,10 +19,13 @@ from decam.cli.explain import explain
 from decam.cli.listing import list_plugins
 from decam.cli.options import DEBUG, debug_flag
 from decam.cli.sweep import sweep
-from decam.errors import DecamError
+from decam.errors import DecamError, DecamWarning, OutputError, Terminated
 
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143
+"""128 + SIGTERM, what a shell reports for a process the signal killed; schedulers read it so."""
 INTERRUPTED = "decam: interrupted (finished outputs are kept; --resume skips them)"
+TERMINATED = "decam: terminated by SIGTERM (finished outputs are kept; --resume skips them)"
 
 
 def _one_line(message: object) -> str:
@@ -29,15 +37,86 @@ class DecamGroup(click.Group):
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
-            return super().invoke(ctx)
+            with stop_on_signals(), one_line_warnings():
+                return super().invoke(ctx)
+        except OSError as e:
+            if not cannot_write(e):
+                raise
+            error: DecamError = OutputError(f"{e.filename or 'output'}: cannot write ({e.strerror}); "
+                                            "finished outputs are whole")
+            return _report(ctx, error)
         except DecamError as e:
-            if ctx.meta.get(DEBUG):
-                traceback.print_exc()
-            print(f"decam: error: {_one_line(e)}", file=sys.stderr)
-            return e.exit_code
+            return _report(ctx, e)
+        except Terminated:
+            print(TERMINATED, file=sys.stderr)
+            return EXIT_TERMINATED
         except KeyboardInterrupt:
             print(INTERRUPTED, file=sys.stderr)
             return EXIT_INTERRUPTED
+
+
+def _report(ctx: click.Context, e: DecamError) -> int:
+    if ctx.meta.get(DEBUG):
+        traceback.print_exc()
+    print(f"decam: error: {_one_line(e)}", file=sys.stderr)
+    return e.exit_code
+
+
+def cannot_write(error: BaseException) -> bool:
+    from decam.io import cannot_write as full_or_read_only
+
+    return full_or_read_only(error)
+
+
+@contextlib.contextmanager
+def stop_on_signals() -> Iterator[None]:
+    """SIGTERM raises :class:`Terminated` and Ctrl-C ``KeyboardInterrupt`` in the main thread, as
+    Python does for Ctrl-C alone, so every ``finally`` runs (temporaries go, MLflow runs end
+    KILLED); both also ask searches in worker threads to stop (:mod:`decam.workflows.stopping`).
+    Signals the parent process ignores stay ignored."""
+    from decam.workflows import stopping
+
+    stopping.reset()
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def terminate(signum: int, frame: Any) -> None:
+        stopping.request_stop()
+        raise Terminated()
+
+    def interrupt(signum: int, frame: Any) -> None:
+        stopping.request_stop()
+        raise KeyboardInterrupt
+
+    previous = {}
+    for signum, handler in ((signal.SIGTERM, terminate), (signal.SIGINT, interrupt)):
+        if signal.getsignal(signum) is not signal.SIG_IGN:
+            previous[signum] = signal.signal(signum, handler)
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+@contextlib.contextmanager
+def one_line_warnings() -> Iterator[None]:
+    """decam's own warnings (:class:`DecamWarning`) as ``decam: warning: …`` lines on stderr."""
+    shown = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        if issubclass(category, DecamWarning):
+            text = _one_line(message)
+            print(text if text.startswith("decam: ") else f"decam: warning: {text}", file=sys.stderr)
+        else:
+            shown(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show
+    try:
+        yield
+    finally:
+        warnings.showwarning = shown
 
 
 @click.group("decam", cls=DecamGroup, no_args_is_help=False,
@@ -48,7 +127,8 @@ def cli() -> None:
 
     Exit codes: 0 success, 1 some items failed (the others were written), 2 usage, configuration
     or unavailable model, 3 bad input image or target, 4 the model failed or returned non-finite
-    logits, 5 the MLflow tracking store failed (local outputs were written), 130 interrupted.
+    logits, 5 the MLflow tracking store failed (local outputs were written), 6 the output folder
+    stopped taking files (disk full), 130 interrupted (Ctrl-C), 143 terminated (SIGTERM).
     """
 
 

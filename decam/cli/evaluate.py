@@ -7,8 +7,8 @@ from pathlib import Path
 
 import click
 
-from decam.cli.options import (RunOptions, TrackingOptions, debug_option, ray_address, ray_option, run_options,
-                               tracking_options)
+from decam.cli.options import (RunOptions, TrackingOptions, debug_option, output_folder, ray_address, ray_option,
+                               run_options, tracking_options)
 from decam.errors import EXIT_PARTIAL, ConfigError, InputError
 
 DEFAULT_METHODS = "decam,gradcam,gradcampp,fullgrad,ig,rise,lime,random"
@@ -84,6 +84,7 @@ def evaluate(items: tuple[str, ...], methods: str, metric_names: str, insertion:
         raise ConfigError(f"--limit {limit}: expected a positive number of images")
     label_map = read_labels(labels) if labels else None
     images = expand_images(image_args)[:limit]
+    output_folder(out)  # a folder that cannot take files stops the run before the model loads
 
     from decam.cli.progress import bar
     from decam.evaluation.tables import markdown_table, summary_table

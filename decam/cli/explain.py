@@ -2,32 +2,17 @@
 
 from __future__ import annotations
 
-import os
 import sys
 import traceback
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
-from decam.cli.options import (RunOptions, TrackingOptions, debug_option, debugging, ray_address, ray_option,
-                               run_options, tracking_options)
-from decam.errors import ConfigError
+from decam.cli.options import (RunOptions, TrackingOptions, debug_option, debugging, output_folder, ray_address,
+                               ray_option, run_options, tracking_options)
 
 if TYPE_CHECKING:
     from decam.workflows.explain import ExplainTracking
-
-
-def output_folder(out: str) -> Path:
-    """``--out``, created if needed; a usage error (exit 2) when it cannot hold files."""
-    path = Path(out)
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise ConfigError(f"--out {out}: cannot create the output folder ({e.strerror or e})") from None
-    if not os.access(path, os.W_OK | os.X_OK):
-        raise ConfigError(f"--out {out}: output folder is not writable")
-    return path
 
 
 def _tracking(options: TrackingOptions, quiet: bool) -> ExplainTracking:
@@ -79,6 +64,8 @@ def explain(items: tuple[str, ...], target: str | None, out: str, run: RunOption
     if not quiet:
         for job in batch.skipped:
             print(f"{job.name}: outputs complete, skipped (--resume)")
+        for job, problem in batch.damaged:
+            print(f"{job.name}: outputs in {out_dir} are not whole ({problem}), redone")
 
     def done(job, result) -> None:
         if quiet:
@@ -86,6 +73,10 @@ def explain(items: tuple[str, ...], target: str | None, out: str, run: RunOption
         classes = ", ".join(f"{t.class_name} (class {t.target}, p={t.probability:.3f})" for t in result.targets)
         where = f"{job.stem}.overlay.png" if len(result.targets) == 1 else f"{job.stem}.<class>.overlay.png"
         print(f"{job.name}: {classes} {result.queries} queries, {result.seconds:.1f} s → {out_dir / where}")
+
+    def elsewhere(job, why: str) -> None:
+        if not quiet:
+            print(f"{job.name}: {why}, skipped")
 
     def failed(failure, error: Exception) -> None:
         if debugging():
@@ -96,7 +87,7 @@ def explain(items: tuple[str, ...], target: str | None, out: str, run: RunOption
     try:
         outcome = batch.run(ray=ray is not None, address=ray_address(ray),
                             tracking=_tracking(tracking, quiet) if tracking.enabled else None,
-                            progress=bar, on_done=done, on_failure=failed)
+                            progress=bar, on_done=done, on_failure=failed, on_elsewhere=elsewhere)
     finally:
         if bar is not None:
             bar.close()

@@ -4,8 +4,10 @@ one value (:class:`RunOptions`, :class:`TrackingOptions`) instead of one keyword
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -140,3 +142,25 @@ def debugging() -> bool:
     """Whether ``--debug`` was given, before or after the command's name."""
     ctx = click.get_current_context(silent=True)
     return bool(ctx is not None and ctx.meta.get(DEBUG))
+
+
+def output_folder(out: str | Path, option: str = "--out") -> Path:
+    """``--out``, created if needed; a usage error (exit 2) when it cannot hold files.
+
+    Checked before any model work, by writing a small file: permission bits miss a read-only
+    mount, a full disk, a quota, and root on a read-only filesystem.
+    """
+    from decam.io import check_writable
+
+    path = Path(out)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ConfigError(f"{option} {out}: cannot create the output folder ({e.strerror or e})") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise ConfigError(f"{option} {out}: output folder is not writable")
+    try:
+        check_writable(path)
+    except OSError as e:
+        raise ConfigError(f"{option} {out}: output folder cannot take files ({e.strerror or e})") from None
+    return path

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from decam.cli.options import debug_option
+from decam.cli.options import debug_option, output_folder
 from decam.errors import EXIT_PARTIAL
 
 
@@ -31,8 +31,6 @@ def sweep(study: str, items: tuple[str, ...], images: tuple[str, ...], limit: in
     (grid.searcher.CR=[0.2,0.9]). With --images, image files or folders among
     them are more images (--images a.jpg b.jpg).
     """
-    import signal
-
     from decam.cli.progress import bar
     from decam.io import safe_stem
     from decam.tracking import Tracker
@@ -45,11 +43,13 @@ def sweep(study: str, items: tuple[str, ...], images: tuple[str, ...], limit: in
         images = (*images, *more)
     spec = load_study(study, overrides, images=list(images) or None, limit=limit, experiment=experiment)
     total = len(plan(spec))  # every configuration validated before the store or a model is touched
+    out_dir = output_folder(out or Path("decam-out") / safe_stem(spec.name))
     tracker = Tracker(tracking_uri, spec.experiment)
-    out_dir = Path(out or Path("decam-out") / safe_stem(spec.name))
     progress = None if quiet else bar(total=total, desc=spec.name, unit="run")
 
     def on_child(event: str, child, info: dict) -> None:
+        if event == "wait":  # another sweep of this study has it; counted when it ends
+            return
         if progress is not None:
             progress.update(1)
             if "diffauc" in info:
@@ -57,14 +57,9 @@ def sweep(study: str, items: tuple[str, ...], images: tuple[str, ...], limit: in
         if event == "fail":
             print(f"decam: error: {child.image_id}: {info['error']}", file=sys.stderr)
 
-    def interrupt(signum, frame):
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, interrupt)  # kill → the parent run ends KILLED, not RUNNING
-    try:
+    try:  # SIGTERM and Ctrl-C end the parent run KILLED (decam.cli.app turns SIGTERM into Terminated)
         result = run_study(spec, tracker, out_dir, on_child)
     finally:
-        signal.signal(signal.SIGTERM, previous)
         if progress is not None:
             progress.close()
     if not quiet:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -34,10 +35,38 @@ def atomic_open(path: str | Path, mode: str = "wb") -> Iterator[IO]:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if isinstance(e, OSError) and e.filename is None:
+            e.filename = str(path)  # "No space left on device" alone does not say where
         raise
+
+
+WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})
+"""Errors after which no later write into the folder can succeed: the run stops instead of going on."""
+
+
+def cannot_write(error: BaseException) -> bool:
+    """Whether ``error`` says the filesystem takes no more files (disk full, quota, read-only)."""
+    return isinstance(error, OSError) and error.errno in WRITE_ERRNOS
+
+
+def check_writable(folder: str | Path, probe_bytes: int = 4096) -> None:
+    """Write, sync and delete a small hidden file in ``folder``; raise the OSError if it cannot hold one.
+
+    Catches what permission bits do not show: a read-only mount, a full disk, a quota, root on a
+    read-only filesystem.
+    """
+    fd, tmp = tempfile.mkstemp(prefix=f".probe.{os.getpid()}.", suffix=TMP_SUFFIX, dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(b"\0" * probe_bytes)
+            f.flush()
+            os.fsync(f.fileno())
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
 
 
 def _umask() -> int:

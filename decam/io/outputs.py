@@ -28,18 +28,54 @@ def unique_stem(name: str, used: set[str]) -> str:
 
 
 def is_complete(out_dir: Path, stem: str) -> bool:
-    """Whether ``stem``'s outputs were all written: the JSON is written last, atomically, and lists
-    the maps of a several-target run."""
+    """Whether ``stem``'s outputs were all written and are whole (see :func:`output_problem`)."""
+    return output_problem(out_dir, stem) is None
+
+
+def output_problem(out_dir: Path, stem: str) -> str | None:
+    """None when ``stem``'s outputs are complete and whole, else what is wrong with them, in a few words.
+
+    The JSON is written last, atomically, and lists the maps of a several-target run; every map
+    (and overlay present) must also read back whole: decam's writes are atomic, but copies, full
+    disks and other tools truncate files.
+    """
+    out_dir = Path(out_dir)
     record = out_dir / f"{stem}.json"
     if not record.is_file():
-        return False
+        return f"{record.name} missing"
     try:
-        listed = json.loads(record.read_text()).get("targets") or []
-    except (OSError, ValueError, AttributeError):
+        data = json.loads(record.read_text())
+        listed = data.get("targets") or []
+        files = [f for entry in listed for f in (entry["saliency"], entry["saliency_png"])] if len(listed) > 1 else \
+            [f"{stem}.saliency.npy", f"{stem}.saliency.png"]
+    except (OSError, ValueError, AttributeError, KeyError, TypeError):
+        return f"{record.name} is damaged"
+    overlays = [f"{f[:-len('.saliency.png')]}.overlay.png" for f in files if f.endswith(".saliency.png")]
+    for name in files + [o for o in overlays if (out_dir / o).exists()]:
+        if not (out_dir / name).is_file():
+            return f"{name} missing"
+        if not _whole(out_dir / name):
+            return f"{name} is truncated or damaged"
+    return None
+
+
+def _whole(path: Path) -> bool:
+    """Whether a ``.npy`` has all the bytes its header promises, or a ``.png`` decodes to the end."""
+    try:
+        if path.suffix == ".npy":
+            with path.open("rb") as f:
+                fmt = np.lib.format
+                read = fmt.read_array_header_1_0 if fmt.read_magic(f) == (1, 0) else fmt.read_array_header_2_0
+                shape, _, dtype = read(f)
+                expected = f.tell() + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+            return path.stat().st_size == expected
+        from PIL import Image
+
+        with Image.open(path) as im:
+            im.load()
+        return True
+    except Exception:  # any failure to read it back means it is not whole
         return False
-    if len(listed) > 1:
-        return all((out_dir / f).is_file() for entry in listed for f in (entry["saliency"], entry["saliency_png"]))
-    return all((out_dir / f"{stem}{suffix}").is_file() for suffix in (".saliency.npy", ".saliency.png"))
 
 
 def _map_files(stem: str, saliency: np.ndarray, image) -> list[tuple[str, object, object]]:
@@ -85,6 +121,8 @@ def write_explanation(
         writes = _map_files(stem, exp.saliency, exp.image)
     writes.append((f"{stem}.json", save_json, record))  # rendered all first: the files land close together
     written: list[Path] = []
+    with contextlib.suppress(FileNotFoundError):  # redoing: no old record vouches for a half-new set meanwhile
+        (out_dir / f"{stem}.json").unlink()
     try:
         for file_name, save, data in writes:
             save(out_dir / file_name, data)

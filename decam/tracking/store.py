@@ -3,6 +3,12 @@
 All writes go through one ``MlflowClient`` with explicit run ids from the calling (main) process:
 MLflow's fluent API keeps a global active-run stack and is not thread-safe. A store that fails
 raises :class:`TrackingError` (one line); callers keep their local outputs and carry on.
+
+Several processes may share one SQLite store: creating its tables and the experiment happens
+under a file lock beside the database, and a write that meets SQLite's ``database is locked`` is
+retried (with backoff, for up to ``LOCKED_PATIENCE`` seconds) instead of failing. Experiments
+carry MLflow's experiment-kind tag for model development, so ``mlflow ui`` opens them in the runs
+table rather than the GenAI overview.
 """
 
 from __future__ import annotations
@@ -11,10 +17,11 @@ import contextlib
 import logging
 import math
 import os
+import random
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from decam.errors import DecamError
 
@@ -27,6 +34,11 @@ HTTP_LIMITS = {
     "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
 }
 _BATCH_PARAMS, _BATCH_METRICS = 100, 1000  # MLflow's per-request limits
+KIND_TAG, KIND = "mlflow.experimentKind", "custom_model_development"
+"""MLflow 3's experiment kind: without it the UI may open an experiment as a GenAI one (traces)."""
+LOCKED_PATIENCE = 120.0
+"""Seconds a store write keeps retrying while SQLite says ``database is locked``."""
+T = TypeVar("T")
 
 
 class TrackingError(DecamError):
@@ -56,6 +68,35 @@ def store_errors(what: str) -> Iterator[None]:
         raise TrackingError(f"{what}: {detail}") from e
 
 
+def is_locked(error: BaseException) -> bool:
+    """Whether ``error`` (or what caused it) is SQLite's ``database is locked`` / ``busy``: worth a retry."""
+    seen = 0
+    while error is not None and seen < 8:
+        text = str(error).lower()
+        if "database is locked" in text or "database table is locked" in text or "database is busy" in text:
+            return True
+        error, seen = error.__cause__ or error.__context__, seen + 1
+    return False
+
+
+def retry_locked(call: Callable[[], T], patience: float = LOCKED_PATIENCE) -> T:
+    """``call()``, again after a short random pause while another process holds SQLite's write lock."""
+    deadline, pause = time.monotonic() + patience, 0.05
+    while True:
+        try:
+            return call()
+        except Exception as e:
+            if not is_locked(e) or time.monotonic() > deadline:
+                raise
+        time.sleep(pause * (0.5 + random.random()))
+        pause = min(pause * 2, 2.0)
+
+
+def sqlite_path(uri: str) -> Path | None:
+    """The database file of a ``sqlite:///`` store URI, else None."""
+    return Path(uri[len("sqlite:///"):]).resolve() if uri.startswith("sqlite:///") else None
+
+
 def bound_http_timeouts(uri: str) -> None:
     """For http(s) stores, cap MLflow's request timeout and retries unless the user set them."""
     if uri.startswith(("http://", "https://")):
@@ -73,35 +114,61 @@ class Tracker:
         self.uri = uri or mlflow.get_tracking_uri()
         bound_http_timeouts(self.uri)
         self.experiment = experiment
-        with store_errors(f"tracking store {self.uri}"):
+        with store_errors(f"tracking store {self.uri}"), self.lock("store"):
             self.client = mlflow.MlflowClient(self.uri)
-            found = self.client.get_experiment_by_name(experiment)
-            if found is None:
-                self.experiment_id = self.client.create_experiment(experiment, artifact_location=self._artifact_root())
-            else:
-                self.experiment_id = found.experiment_id
+            self.experiment_id = retry_locked(self._experiment)
+
+    def _experiment(self) -> str:
+        """The experiment's id, created (or tagged) with the experiment kind when it lacks one."""
+        found = self.client.get_experiment_by_name(self.experiment)
+        if found is None:
+            try:
+                return self.client.create_experiment(self.experiment, artifact_location=self._artifact_root(),
+                                                     tags={KIND_TAG: KIND})
+            except Exception:  # another process created it first (a store without decam's lock: a server)
+                found = self.client.get_experiment_by_name(self.experiment)
+                if found is None:
+                    raise
+        if KIND_TAG not in (found.tags or {}):  # a kind the user chose stays
+            self.client.set_experiment_tag(found.experiment_id, KIND_TAG, KIND)
+        return found.experiment_id
+
+    @property
+    def lock_dir(self) -> Path | None:
+        """Where processes sharing this store meet for locks and claims: the SQLite database's folder
+        (None for other stores, which decam cannot lock)."""
+        db = sqlite_path(self.uri)
+        return db.parent if db is not None else None
+
+    def lock(self, name: str):
+        """A cross-process lock named ``name`` for this store (a no-op for stores decam cannot lock)."""
+        from decam.io.claims import FileLock, lock_path
+
+        db = sqlite_path(self.uri)
+        if db is None or not db.parent.is_dir():
+            return contextlib.nullcontext()
+        return FileLock(lock_path(db.parent, f"{db.name}.{name}"))
 
     def _artifact_root(self) -> str | None:
         """For a SQLite store, artifacts go beside the database (MLflow would use ./mlruns in the cwd)."""
-        if not self.uri.startswith("sqlite:///"):
-            return None
-        db = Path(self.uri[len("sqlite:///"):]).resolve()
-        return (db.parent / "mlartifacts" / self.experiment).as_uri()
+        db = sqlite_path(self.uri)
+        return None if db is None else (db.parent / "mlartifacts" / self.experiment).as_uri()
 
-    def _do(self, what: str):
-        return store_errors(f"tracking store {self.uri}: {what}")
+    def _call(self, what: str, call: Callable[[], T]) -> T:
+        """``call()`` against the store: retried while SQLite is locked, any failure a TrackingError."""
+        with store_errors(f"tracking store {self.uri}: {what}"):
+            return retry_locked(call)
 
     def start_run(self, name: str, tags: Mapping[str, str] | None = None, parent: str | None = None) -> str:
         """Create a RUNNING run (a child of ``parent`` when given) and return its id."""
         tags = dict(tags or {})
         if parent is not None:
             tags[PARENT_TAG] = parent
-        with self._do(f"create run {name!r}"):
-            return self.client.create_run(self.experiment_id, tags=tags, run_name=name).info.run_id
+        return self._call(f"create run {name!r}",
+                          lambda: self.client.create_run(self.experiment_id, tags=tags, run_name=name).info.run_id)
 
     def end_run(self, run_id: str, status: str = "FINISHED") -> None:
-        with self._do(f"end run {run_id}"):
-            self.client.set_terminated(run_id, status)
+        self._call(f"end run {run_id}", lambda: self.client.set_terminated(run_id, status))
 
     @contextlib.contextmanager
     def ending(self, run_id: str) -> Iterator[str]:
@@ -122,22 +189,20 @@ class Tracker:
 
     def reopen(self, run_id: str) -> None:
         """Mark a finished or interrupted run RUNNING again (a resumed study)."""
-        with self._do(f"reopen run {run_id}"):
-            self.client.update_run(run_id, status="RUNNING")
+        self._call(f"reopen run {run_id}", lambda: self.client.update_run(run_id, status="RUNNING"))
 
     def log_params(self, run_id: str, params: Mapping[str, Any]) -> None:
         from mlflow.entities import Param
 
         items = [Param(k, str(v)) for k, v in params.items()]
-        with self._do("log params"):
-            for i in range(0, len(items), _BATCH_PARAMS):
-                self.client.log_batch(run_id, params=items[i:i + _BATCH_PARAMS])
+        for i in range(0, len(items), _BATCH_PARAMS):
+            self._call("log params", lambda i=i: self.client.log_batch(run_id, params=items[i:i + _BATCH_PARAMS]))
 
     def log_tags(self, run_id: str, tags: Mapping[str, Any]) -> None:
         from mlflow.entities import RunTag
 
-        with self._do("log tags"):
-            self.client.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+        items = [RunTag(k, str(v)) for k, v in tags.items()]
+        self._call("log tags", lambda: self.client.log_batch(run_id, tags=items))
 
     def log_metrics(self, run_id: str, rows: list[tuple[str, float, int]]) -> None:
         """``(key, value, step)`` triples in batches; non-finite values are skipped."""
@@ -145,34 +210,30 @@ class Tracker:
 
         now = int(time.time() * 1000)
         items = [Metric(k, float(v), now, int(s)) for k, v, s in rows if v is not None and math.isfinite(v)]
-        with self._do("log metrics"):
-            for i in range(0, len(items), _BATCH_METRICS):
-                self.client.log_batch(run_id, metrics=items[i:i + _BATCH_METRICS])
+        for i in range(0, len(items), _BATCH_METRICS):
+            self._call("log metrics", lambda i=i: self.client.log_batch(run_id, metrics=items[i:i + _BATCH_METRICS]))
 
     def log_artifacts(self, run_id: str, folder: str | Path, artifact_path: str | None = None) -> None:
-        with self._do("log artifacts"):
-            self.client.log_artifacts(run_id, str(folder), artifact_path)
+        self._call("log artifacts", lambda: self.client.log_artifacts(run_id, str(folder), artifact_path))
 
     def search(self, filter_string: str = "") -> list:
         """Every active run of the experiment matching ``filter_string`` (all pages)."""
         out, token = [], None
-        with self._do("search runs"):
-            while True:
-                page = self.client.search_runs([self.experiment_id], filter_string, max_results=1000, page_token=token)
-                out += list(page)
-                token = page.token
-                if not token:
-                    return out
+        while True:
+            page = self._call("search runs", lambda t=token: self.client.search_runs(
+                [self.experiment_id], filter_string, max_results=1000, page_token=t))
+            out += list(page)
+            token = page.token
+            if not token:
+                return out
 
     def children(self, parent: str) -> list:
         return self.search(f"tags.`{PARENT_TAG}` = '{parent}'")
 
     def delete_run(self, run_id: str) -> None:
-        with self._do(f"delete run {run_id}"):
-            self.client.delete_run(run_id)
+        self._call(f"delete run {run_id}", lambda: self.client.delete_run(run_id))
 
     def download(self, run_id: str, path: str, dst: str | Path) -> Path:
-        with self._do(f"download {path}"):
-            return Path(self.client.download_artifacts(run_id, path, str(dst)))
+        return self._call(f"download {path}", lambda: Path(self.client.download_artifacts(run_id, path, str(dst))))
 
 
