@@ -19,7 +19,7 @@ MAX_LINES = 300
 # Lower ranks are lower layers. A unit may import its own modules and units of strictly lower rank;
 # units of equal rank (search and evaluation, say) never import each other.
 RANKS = {
-    "decam.errors": 0,
+    "decam.errors": 0, "decam.interrupts": 0,
     "decam.registry": 1, "decam.io": 1, "decam.substrates": 1,
     "decam.config": 2,
     "decam.encodings": 3, "decam.models": 3, "decam_strategies": 3,

@@ -72,22 +72,22 @@ def cannot_write(error: BaseException) -> bool:
 def stop_on_signals() -> Iterator[None]:
     """SIGTERM raises :class:`Terminated` and Ctrl-C ``KeyboardInterrupt`` in the main thread, as
     Python does for Ctrl-C alone, so every ``finally`` runs (temporaries go, MLflow runs end
-    KILLED); both also ask searches in worker threads to stop (:mod:`decam.workflows.stopping`).
+    KILLED); both also ask searches in worker threads to stop (:mod:`decam.interrupts`).
     Signals the parent process ignores stay ignored."""
-    from decam.workflows import stopping
+    from decam import interrupts
 
-    stopping.reset()
+    interrupts.reset()
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def terminate(signum: int, frame: Any) -> None:
-        stopping.request_stop()
-        raise Terminated()
+        interrupts.request_stop()
+        interrupts.deliver(Terminated())
 
     def interrupt(signum: int, frame: Any) -> None:
-        stopping.request_stop()
-        raise KeyboardInterrupt
+        interrupts.request_stop()
+        interrupts.deliver(KeyboardInterrupt())
 
     previous = {}
     for signum, handler in ((signal.SIGTERM, terminate), (signal.SIGINT, interrupt)):

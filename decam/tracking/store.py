@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
+from decam import interrupts
 from decam.errors import DecamError
 
 DEFAULT_EXPERIMENT = "decam"
@@ -171,21 +172,32 @@ class Tracker:
         self._call(f"end run {run_id}", lambda: self.client.set_terminated(run_id, status))
 
     @contextlib.contextmanager
-    def ending(self, run_id: str) -> Iterator[str]:
-        """The run lifecycle, once for every caller: ``run_id`` ends FINISHED when the block succeeds,
-        KILLED on Ctrl-C (or SIGTERM turned into it), FAILED on any other error; never left RUNNING.
-        A store that fails while ending a failed run does not hide the original error."""
+    def lifecycle(self, create: Callable[[], str]) -> Iterator[str]:
+        """The run lifecycle, once for every caller: the run ``create()`` makes (or reopens) ends
+        FINISHED when the block succeeds, KILLED on Ctrl-C or SIGTERM, FAILED on any other error;
+        never left RUNNING. A signal while the run is created or ended waits for that to be done
+        (:func:`decam.interrupts.deferred`). A store that fails while ending a failed run does not
+        hide the original error."""
+        run_id = None
         try:
+            with interrupts.deferred():
+                run_id = create()
             yield run_id
         except BaseException as e:
-            with contextlib.suppress(Exception):
-                self.end_run(run_id, "KILLED" if isinstance(e, KeyboardInterrupt) else "FAILED")
+            if run_id is not None:
+                with contextlib.suppress(Exception):
+                    self.end_run(run_id, "KILLED" if isinstance(e, KeyboardInterrupt) else "FAILED")
             raise
-        self.end_run(run_id)
+        with interrupts.deferred():
+            self.end_run(run_id)
+
+    def ending(self, run_id: str):
+        """``with tracker.ending(run_id):`` :meth:`lifecycle` for a run that exists."""
+        return self.lifecycle(lambda: run_id)
 
     def run(self, name: str, tags: Mapping[str, str] | None = None, parent: str | None = None):
-        """``with tracker.run(name) as run_id:`` a new run with :meth:`ending`'s lifecycle."""
-        return self.ending(self.start_run(name, tags, parent))
+        """``with tracker.run(name) as run_id:`` a new run with :meth:`lifecycle`."""
+        return self.lifecycle(lambda: self.start_run(name, tags, parent))
 
     def reopen(self, run_id: str) -> None:
         """Mark a finished or interrupted run RUNNING again (a resumed study)."""

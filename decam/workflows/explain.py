@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from decam import interrupts
 from decam.errors import EXIT_PARTIAL, ConfigError, DecamError, ModelUnavailableError, OutputError
-from decam.workflows import stopping
 from decam.workflows.explain_tracking import ExplainTracking
 
 __all__ = ["EMBEDDED_PHOTO", "ExplainBatch", "ExplainOutcome", "ExplainTracking", "Failure", "Job",
@@ -276,7 +276,7 @@ class ExplainBatch:
                 return
 
             def tick(k: int, entry: dict, chunk: list[Job] = chunk) -> None:
-                stopping.check()  # worker threads stop here once SIGTERM / Ctrl-C asked the run to stop
+                interrupts.check()  # worker threads stop here once SIGTERM / Ctrl-C asked the run to stop
                 if progress is not None:
                     progress(index[chunk[k].stem], entry)
 

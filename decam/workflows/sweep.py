@@ -63,7 +63,7 @@ class _Runner:
         self.result = StudyResult(parent, [], [])
         self._explainer: tuple[str, Any] | None = None
 
-    def _tell(self, event: str, child: Child, **info: Any) -> None:
+    def tell(self, event: str, child: Child, **info: Any) -> None:
         if self.progress:
             self.progress(event, child, info)
 
@@ -88,7 +88,7 @@ class _Runner:
         try:
             if self.finished(child):
                 self.result.skipped += 1
-                self._tell("skip", child)
+                self.tell("skip", child)
                 return
             self.run(child)
         finally:
@@ -111,7 +111,7 @@ class _Runner:
             exp = explainer.explain(child.image, self.study.target)
         except DecamError as e:
             self.result.failures.append((str(child.image), e))
-            self._tell("fail", child, error=str(e))
+            self.tell("fail", child, error=str(e))
             return
         scores = score_explanation(explainer, exp, self.study.n_steps)
         folder = Path(self.out_dir) / f"{safe_stem(child.image_id)}-{child.key[:8]}" if self.out_dir else None
@@ -120,7 +120,7 @@ class _Runner:
                         run_name=f"{Path(child.image_id).stem} {label}".strip(),
                         tags={KEY_TAG: child.key, STUDY_TAG: self.study.name})
         self.result.ran += 1
-        self._tell("done", child, diffauc=scores.diff)
+        self.tell("done", child, diffauc=scores.diff)
 
 
 def run_study(
@@ -137,36 +137,43 @@ def run_study(
     SIGTERM) or FAILED; it is never left RUNNING on the way out.
     """
     children = plan(study)
-    parent = _parent(tracker, study, study_key(study, children))
-    claims = tracker.lock_dir or (Path(out_dir) if out_dir else None)
-    runner = _Runner(study, tracker, parent, claims, out_dir, progress)
-    with tracker.ending(parent), contextlib.closing(runner):
-        by_key = {c.key: c for c in children}
-        runs: dict[str, list] = {}
-        for run in tracker.children(parent):
-            runs.setdefault(run.data.tags.get(KEY_TAG), []).append(run)
-        done = {key for key, found in runs.items() if any(r.info.status == "FINISHED" for r in found)}
-        for key, found in runs.items():  # interrupted or duplicate runs, unless another sweep is on them
-            if key in by_key and (len(found) > 1 or key not in done) and (claim := runner.claim(by_key[key])):
-                runner.finished(by_key[key])  # keeps one finished run, deletes the rest
-                claim.release()
-        waiting = []
-        for child in children:
-            if child.key in done:
-                runner.result.skipped += 1
-                runner._tell("skip", child)
-            elif (claim := runner.claim(child)) is None:
-                waiting.append(child)
-                runner._tell("wait", child)
-            else:
-                runner.attempt(child, claim)
-        for child in waiting:  # claimed by another sweep: done by it, or (if it stopped) here
-            runner.attempt(child, runner.claim(child, wait=True))
-        result = runner.result
+    key = study_key(study, children)
+    with tracker.lifecycle(lambda: _parent(tracker, study, key)) as parent:
+        claims = tracker.lock_dir or (Path(out_dir) if out_dir else None)
+        runner = _Runner(study, tracker, parent, claims, out_dir, progress)
+        with contextlib.closing(runner):
+            result = _run_children(tracker, runner, children)
         result.rows = collect_rows(tracker, parent, children)
         result.summary = summarize(result.rows, study.keys)
         log_summary(tracker, parent, study, result, out_dir)
     return result
+
+
+def _run_children(tracker: Tracker, runner: _Runner, children: list[Child]) -> StudyResult:
+    """Every child not finished yet, claimed first; then those another sweep held, once it lets go."""
+    parent = runner.parent
+    by_key = {c.key: c for c in children}
+    runs: dict[str, list] = {}
+    for run in tracker.children(parent):
+        runs.setdefault(run.data.tags.get(KEY_TAG), []).append(run)
+    done = {key for key, found in runs.items() if any(r.info.status == "FINISHED" for r in found)}
+    for key, found in runs.items():  # interrupted or duplicate runs, unless another sweep is on them
+        if key in by_key and (len(found) > 1 or key not in done) and (claim := runner.claim(by_key[key])):
+            runner.finished(by_key[key])  # keeps one finished run, deletes the rest
+            claim.release()
+    waiting = []
+    for child in children:
+        if child.key in done:
+            runner.result.skipped += 1
+            runner.tell("skip", child)
+        elif (claim := runner.claim(child)) is None:
+            waiting.append(child)
+            runner.tell("wait", child)
+        else:
+            runner.attempt(child, claim)
+    for child in waiting:  # claimed by another sweep: done by it, or (if it stopped) here
+        runner.attempt(child, runner.claim(child, wait=True))
+    return runner.result
 
 
 __all__ = ["Study", "Child", "StudyResult", "load_study", "plan", "run_study", "summarize", "summary_markdown"]
