@@ -82,3 +82,10 @@ def test_experiments_get_the_model_development_kind():
     chosen = FakeClient({"mine": SimpleNamespace(experiment_id="4", tags={KIND_TAG: "genai_development"})})
     tracker_with(chosen, "mine")._experiment()
     assert chosen.tags == []  # a kind someone chose stays
+
+
+def test_the_runs_table_link_picks_model_training_in_the_ui():
+    tracker = tracker_with(FakeClient())
+    assert tracker.experiment_url() == "http://127.0.0.1:5000/#/experiments/7?workflowType=machine_learning"
+    tracker.uri = "http://mlflow.lab:8080/"
+    assert tracker.experiment_url() == "http://mlflow.lab:8080/#/experiments/7?workflowType=machine_learning"

@@ -66,5 +66,5 @@ def sweep(study: str, items: tuple[str, ...], images: tuple[str, ...], limit: in
         print(summary_markdown(result.summary, spec.keys), end="")
         print(f"{spec.name}: {result.ran} runs, {result.skipped} already done, {len(result.failures)} failed; "
               f"parent run {result.parent} in experiment {spec.experiment!r}; summary in {out_dir / 'summary'}")
-        print(f"browse: mlflow ui --backend-store-uri {tracker.uri}")
+        print(f"browse: mlflow ui --backend-store-uri {tracker.uri}, then {tracker.experiment_url()}")
     return EXIT_PARTIAL if result.failures else 0

@@ -68,8 +68,9 @@ class FileLock:
                 if not same:
                     os.close(fd)
                     return self._try_once()
-            os.ftruncate(fd, 0)
-            os.write(fd, f"{os.getpid()} {socket.gethostname()}\n".encode())
+            with contextlib.suppress(OSError):  # who holds it is for messages only: a full disk still locks
+                os.ftruncate(fd, 0)
+                os.write(fd, f"{os.getpid()} {socket.gethostname()}\n".encode())
         except BaseException:
             with contextlib.suppress(OSError):
                 os.close(fd)

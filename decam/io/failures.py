@@ -9,6 +9,7 @@ last one that started alone, and a clean rerun removes it.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import secrets
 from collections.abc import Iterable
@@ -55,7 +56,8 @@ class FailureLog:
             rows = [row for row in self._read() if row[0] != image]
             self._write([*rows, (image, exit_code, error)])
             if self._run is not None:
-                self._run.write(image.replace("\n", " ") + "\n")
+                with contextlib.suppress(OSError):  # the row is written; a full disk may refuse this note
+                    self._run.write(image.replace("\n", " ") + "\n")
 
     def succeeded(self, image: str) -> None:
         """``image`` has its outputs now: drop its row, if any."""

@@ -7,8 +7,9 @@ raises :class:`TrackingError` (one line); callers keep their local outputs and c
 Several processes may share one SQLite store: creating its tables and the experiment happens
 under a file lock beside the database, and a write that meets SQLite's ``database is locked`` is
 retried (with backoff, for up to ``LOCKED_PATIENCE`` seconds) instead of failing. Experiments
-carry MLflow's experiment-kind tag for model development, so ``mlflow ui`` opens them in the runs
-table rather than the GenAI overview.
+carry MLflow's experiment-kind tag for model development, which MLflow 3.4–3.11's UI reads to open
+them in the runs table rather than the GenAI overview (3.12+ decide by a switch in the browser:
+:meth:`Tracker.experiment_url` links straight to the runs table).
 """
 
 from __future__ import annotations
@@ -133,6 +134,13 @@ class Tracker:
         if KIND_TAG not in (found.tags or {}):  # a kind the user chose stays
             self.client.set_experiment_tag(found.experiment_id, KIND_TAG, KIND)
         return found.experiment_id
+
+    def experiment_url(self, ui: str = "http://127.0.0.1:5000") -> str:
+        """The experiment's runs table in the MLflow UI at ``ui`` (a tracking server's own address when
+        the store is one). MLflow 3.12+ opens experiments by a GenAI / model-training switch kept in
+        the browser, not by the experiment-kind tag; the URL's ``workflowType`` picks the runs table."""
+        base = self.uri.rstrip("/") if self.uri.startswith(("http://", "https://")) else ui.rstrip("/")
+        return f"{base}/#/experiments/{self.experiment_id}?workflowType=machine_learning"
 
     @property
     def lock_dir(self) -> Path | None:
