@@ -86,6 +86,10 @@ def watch(cmd: list[str], count, interval: float, log: Path) -> tuple[int, list[
     return proc.returncode, samples
 
 
+def save_samples(path: Path, samples: list[tuple[float, float, int]]) -> None:
+    path.write_text("seconds,rss_mib,done\n" + "".join(f"{t:.1f},{r:.1f},{n}\n" for t, r, n in samples))
+
+
 def analyse(name: str, samples: list[tuple[float, float, int]], total: int, unit: str, warmup: float) -> dict:
     """RSS after warm-up (the first ``warmup`` of the items), its trend per 100 items, and throughput in
     each quarter of the items done after warm-up."""
@@ -157,6 +161,7 @@ def main() -> None:
         print(f"explain: {args.images} images, budget {args.budget} ...", flush=True)
         rc, samples = watch(cmd, lambda: len(list(out.glob("*.json"))) if out.exists() else 0, args.interval,
                             args.work / "explain.log")
+        save_samples(args.work / "explain-samples.csv", samples)
         if rc != 0:
             sys.exit(f"decam explain exited {rc}; see {args.work / 'explain.log'}")
         results.append(analyse(f"`decam explain`, {args.images} photos, budget {args.budget}", samples,
@@ -182,6 +187,7 @@ def main() -> None:
             return sum(1 for p in out.iterdir() if p.is_dir() and p.name != "summary") if out.exists() else 0
 
         rc, samples = watch(cmd, children, args.interval, args.work / "sweep.log")
+        save_samples(args.work / "sweep-samples.csv", samples)
         if rc != 0:
             sys.exit(f"decam sweep exited {rc}; see {args.work / 'sweep.log'}")
         results.append(analyse(f"`decam sweep`, {total} children, budget {args.sweep_budget}", samples, total,

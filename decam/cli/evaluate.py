@@ -65,6 +65,10 @@ def evaluate(items: tuple[str, ...], methods: str, metric_names: str, insertion:
     decam (generations=100) or, prefixed with a method's name, that method (rise.n_masks=2000,
     gradcam.target_layer=net.layer4).
     """
+    from decam.models import tune_allocator
+
+    tune_allocator()  # before plugins and the model start threads: see decam.models.allocator
+
     from decam.config import load_config
     from decam.evaluation.methods import METHODS
     from decam.workflows.evaluate import MetricSettings, read_labels, split_method_options

@@ -50,6 +50,10 @@ def explain(items: tuple[str, ...], target: str | None, out: str, run: RunOption
     Arguments are image files or folders, and config overrides such as searcher.CR=0.5, in any
     order. A failed image is reported and listed in failures.csv; the others go on.
     """
+    from decam.models import tune_allocator
+
+    tune_allocator()  # before plugins and the model start threads: see decam.models.allocator
+
     from decam.config import load_config
     from decam.cli.progress import search_progress
     from decam.workflows.explain import ExplainBatch

@@ -31,6 +31,10 @@ def sweep(study: str, items: tuple[str, ...], images: tuple[str, ...], limit: in
     (grid.searcher.CR=[0.2,0.9]). With --images, image files or folders among
     them are more images (--images a.jpg b.jpg).
     """
+    from decam.models import tune_allocator
+
+    tune_allocator()  # before plugins and the model start threads: see decam.models.allocator
+
     from decam.cli.progress import bar
     from decam.io import safe_stem
     from decam.tracking import Tracker
