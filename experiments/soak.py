@@ -5,7 +5,7 @@ once warmed up, and throughput must not sag: the figures are printed as Markdown
 ``<work>/soak.md``) for docs/reliability.md. A benchmark, run by hand, not a test:
 
     python experiments/soak.py --photos ../shared/data/imagenet-dev --images 150 --budget 500 \\
-        --children 60 --sweep-budget 64 --work /tmp/decam-soak
+        --children 60 --sweep-budget 256 --work /tmp/decam-soak
 
 The photos are repeated with augmentation (flip, crop, small rotation, brightness and contrast), so
 no two inputs are the same file. Linux only (/proc).
@@ -67,9 +67,14 @@ def rss_mib(pid: int) -> float | None:
     return None
 
 
-def watch(cmd: list[str], count, interval: float, log: Path) -> tuple[int, list[tuple[float, float, int]]]:
-    """Run ``cmd``; every ``interval`` s sample (seconds, RSS MiB, ``count()`` items done). Returns its
-    exit code and the samples."""
+def load_average() -> float:
+    """The machine's 1-minute load average: other work on a shared machine moves throughput."""
+    return float(Path("/proc/loadavg").read_text().split()[0])
+
+
+def watch(cmd: list[str], count, interval: float, log: Path) -> tuple[int, list[tuple[float, float, int, float]]]:
+    """Run ``cmd``; every ``interval`` s sample (seconds, RSS MiB, ``count()`` items done, load average).
+    Returns its exit code and the samples."""
     start = time.monotonic()
     with log.open("w") as err:
         proc = subprocess.Popen(cmd, stdout=err, stderr=subprocess.STDOUT)
@@ -77,59 +82,68 @@ def watch(cmd: list[str], count, interval: float, log: Path) -> tuple[int, list[
         while proc.poll() is None:
             rss = rss_mib(proc.pid)
             if rss is not None:
-                samples.append((time.monotonic() - start, rss, count()))
+                samples.append((time.monotonic() - start, rss, count(), load_average()))
             try:
                 proc.wait(timeout=interval)
             except subprocess.TimeoutExpired:
                 pass
-    samples.append((time.monotonic() - start, float("nan"), count()))
+    samples.append((time.monotonic() - start, float("nan"), count(), load_average()))
     return proc.returncode, samples
 
 
-def save_samples(path: Path, samples: list[tuple[float, float, int]]) -> None:
-    path.write_text("seconds,rss_mib,done\n" + "".join(f"{t:.1f},{r:.1f},{n}\n" for t, r, n in samples))
+def save_samples(path: Path, samples: list[tuple[float, float, int, float]]) -> None:
+    path.write_text("seconds,rss_mib,done,load1\n" + "".join(f"{t:.1f},{r:.1f},{n},{a:.2f}\n" for t, r, n, a in samples))
 
 
-def analyse(name: str, samples: list[tuple[float, float, int]], total: int, unit: str, warmup: float) -> dict:
-    """RSS after warm-up (the first ``warmup`` of the items), its trend per 100 items, and throughput in
+def analyse(name: str, samples: list[tuple[float, float, int, float]], total: int, unit: str, warmup: float) -> dict:
+    """After warm-up (the first ``warmup`` of the items): the RSS band, how its median and its peak moved
+    from the first to the last part of the run, its trend per 100 items; throughput and machine load in
     each quarter of the items done after warm-up."""
     live = [s for s in samples if not np.isnan(s[1])]
     start = max(1, int(np.ceil(warmup * total)))
     warm = [s for s in live if s[2] >= start] or live[-1:]
-    ref = warm[0][1]
     rss = [s[1] for s in warm]
+    quarter = max(1, len(rss) // 4)
+    half = max(1, len(rss) // 2)
     items = np.array([s[2] for s in warm], dtype=float)
     slope = float(np.polyfit(items, rss, 1)[0]) * 100 if len(set(items)) > 2 else float("nan")
-    first = lambda count: next((t for t, _, c in samples if c >= count), None)  # noqa: E731
-    quarters = []
+
+    def first(count: int) -> float | None:
+        return next((t for t, _, c, _ in samples if c >= count), None)
+
+    quarters, loads = [], []
     for q in range(4):
         lo, hi = start + (total - start) * q // 4, start + (total - start) * (q + 1) // 4
         t0, t1 = first(lo), first(hi)
         if t0 is not None and t1 is not None and t1 > t0 and hi > lo:
             quarters.append((hi - lo) / (t1 - t0) * 60)
+            loads.append(statistics.mean(a for t, _, _, a in samples if t0 <= t <= t1) if any(
+                t0 <= t <= t1 for t, *_ in samples) else float("nan"))
     return {
         "name": name, "unit": unit, "items": samples[-1][2], "total": total, "seconds": samples[-1][0],
-        "warm_samples": len(warm), "rss_ref": ref, "rss_min": min(rss), "rss_max": max(rss),
-        "rss_median": statistics.median(rss), "within": max(abs(r - ref) for r in rss) / ref * 100,
-        "slope": slope, "quarters": quarters,
+        "warm_samples": len(warm), "rss_min": min(rss), "rss_median": statistics.median(rss), "rss_max": max(rss),
+        "median_growth": statistics.median(rss[-quarter:]) / statistics.median(rss[:quarter]) - 1,
+        "peak_growth": max(rss[half:]) / max(rss[:half]) - 1 if len(rss) > 1 else 0.0,
+        "slope": slope, "quarters": quarters, "loads": loads,
     }
 
 
 def report(results: list[dict], args: argparse.Namespace, commands: list[str]) -> str:
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                 if line.startswith("model name")), platform.processor())
-    lines = [f"Run {datetime.date.today().isoformat()} on {cpu} ({os.cpu_count()} CPUs visible), Python "
+    lines = [f"Run {datetime.date.today().isoformat()} on {cpu} ({os.cpu_count()} CPUs visible, shared), Python "
              f"{platform.python_version()}; RSS sampled every {args.interval:g} s; warm-up = the first "
              f"{args.warmup:.0%} of the items.", "", "```bash", *commands, "```", "",
-             "| run | items | wall | RSS after warm-up: first / min / median / max (MiB) | max deviation from first "
-             "| RSS trend | throughput per quarter after warm-up |", "|---|---|---|---|---|---|---|"]
+             "| run | items | wall | RSS after warm-up: min / median / max (MiB) | median: last vs first quarter "
+             "| peak: second vs first half | RSS trend | throughput per quarter after warm-up | load average |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for r in results:
-        quarters = " / ".join(f"{q:.2f}" for q in r["quarters"])
-        spread = max(r["quarters"]) / min(r["quarters"]) - 1 if r["quarters"] else float("nan")
+        quarters = " / ".join(f"{q:.1f}" for q in r["quarters"])
+        loads = " / ".join(f"{a:.1f}" for a in r["loads"])
         lines.append(f"| {r['name']} | {r['items']} of {r['total']} | {r['seconds'] / 60:.1f} min | "
-                     f"{r['rss_ref']:.0f} / {r['rss_min']:.0f} / {r['rss_median']:.0f} / {r['rss_max']:.0f} "
-                     f"({r['warm_samples']} samples) | {r['within']:.1f} % | {r['slope']:+.1f} MiB per 100 {r['unit']} | "
-                     f"{quarters} {r['unit']}/min (max/min − 1 = {spread:.0%}) |")
+                     f"{r['rss_min']:.0f} / {r['rss_median']:.0f} / {r['rss_max']:.0f} ({r['warm_samples']} samples) | "
+                     f"{r['median_growth']:+.1%} | {r['peak_growth']:+.1%} | {r['slope']:+.0f} MiB per 100 {r['unit']} | "
+                     f"{quarters} {r['unit']}/min | {loads} |")
     return "\n".join(lines) + "\n"
 
 
@@ -139,7 +153,7 @@ def main() -> None:
     ap.add_argument("--images", type=int, default=150)
     ap.add_argument("--budget", type=int, default=500, help="model queries per image (explain)")
     ap.add_argument("--children", type=int, default=60, help="sweep children: a multiple of 12 (12 configurations)")
-    ap.add_argument("--sweep-budget", type=int, default=64, help="model queries per sweep child")
+    ap.add_argument("--sweep-budget", type=int, default=256, help="model queries per sweep child")
     ap.add_argument("--model", default="efficientnet_lite0")
     ap.add_argument("--interval", type=float, default=10.0, help="seconds between RSS samples")
     ap.add_argument("--warmup", type=float, default=0.1, help="fraction of the items counted as warm-up")
