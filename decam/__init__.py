@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Callable
 
-from decam.errors import ConfigError, DecamError, InputError, ModelOutputError, ModelUnavailableError
+from decam.errors import (ConfigError, DecamError, InputError, ModelOutputError, ModelUnavailableError, OutputError,
+                          SearchSpaceError)
 from decam.registry import AGGREGATORS, ENCODINGS, SEARCHERS, Range, Registry
 
 if TYPE_CHECKING:
@@ -74,5 +75,6 @@ __all__ = [
     "register_encoding", "register_searcher", "register_aggregator",
     "list_encodings", "list_searchers", "list_aggregators",
     "create_encoding", "create_searcher", "create_aggregator",
-    "DecamError", "ConfigError", "InputError", "ModelOutputError", "ModelUnavailableError",
+    "DecamError", "ConfigError", "InputError", "ModelOutputError", "ModelUnavailableError", "OutputError",
+    "SearchSpaceError",
 ]

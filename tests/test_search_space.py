@@ -68,6 +68,7 @@ def test_more_segments_than_the_input_can_hold_is_a_search_space_error():
     with pytest.raises(SearchSpaceError, match=r"48x48 model input holds at most 2304 segments.*at most 4608"):
         bound(10000)
     assert issubclass(SearchSpaceError, ConfigError)  # exit code 2, and a batch stops before the next image
+    assert decam.SearchSpaceError is SearchSpaceError
 
 
 def test_the_cli_says_it_in_one_line_with_exit_2(tmp_path, capsys):
