@@ -51,6 +51,8 @@ def write_explanation(
         "config": exp.config,
         "history": exp.history,
     }
+    if getattr(exp, "remote", None):  # a model behind a connection: images scored, HTTP requests, retries
+        record["remote"] = dict(exp.remote)
     writes = [(f"{stem}.saliency.npy", save_npy, exp.saliency), (f"{stem}.saliency.png", save_png, colorize(exp.saliency))]
     if exp.image is not None:
         writes.append((f"{stem}.overlay.png", save_png, overlay(exp.image, exp.saliency)))

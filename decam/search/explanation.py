@@ -28,3 +28,6 @@ class Explanation:
     """Seconds per stage of the search: ``render``, ``compose``, ``forward``, ``searcher`` (the rest)."""
     image: torch.Tensor | None = field(default=None, repr=False)
     """The model input that was explained, ``(3, H, W)``."""
+    remote: dict = field(default_factory=dict)
+    """A black box behind a connection (``http(s)://``): ``images`` scored, HTTP ``requests`` and
+    ``retries`` while this image was searched (searches sharing batches share requests); else empty."""

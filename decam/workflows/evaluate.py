@@ -79,7 +79,7 @@ class Evaluation(ImageScorer):
         if device is not None:
             cfg.device = device
         tune_allocator()
-        model = load_model(cfg.model, cfg.weights)
+        model = load_model(cfg.model, cfg.weights, cfg.get("model_options"))
         fast = FastForward(model, cfg.device, cfg.precision, fold=cfg.fold_batchnorm, compile=cfg.compile)
         runner = ModelRunner(fast, cfg.batch_size)
         methods = build_methods(spec["methods"], model, cfg, spec["options"], runner)
