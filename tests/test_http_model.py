@@ -4,7 +4,6 @@ code for every way a server can fail."""
 
 from __future__ import annotations
 
-import json
 import time
 
 import numpy as np
@@ -14,7 +13,7 @@ from remote_servers import CLASSES, Answer, FakeServer, scores_answer, self_sign
 
 from decam.errors import ConfigError, ModelOutputError, ModelUnavailableError
 from decam.models import ModelRunner, load_model
-from decam.models.wire import encode, encode_scores
+from decam.models.wire import encode
 
 FAST = {"backoff": 0.01}
 
@@ -60,11 +59,23 @@ def test_5xx_and_dropped_connections_are_retried_with_backoff():
             return Answer(503, b"busy") if i == 1 else Answer(drop=True)
         return scores_answer(request)
 
-    with FakeServer(flaky) as server:
+    with FakeServer(flaky, keep_alive=False) as server:  # every request on a new connection
         model = load_model(server.url, options={**FAST, "in_flight": 1})
         out = model.forward(images(2))
     assert torch.equal(out, tiny_scores(images(2)))
     assert model.forward.counters.as_dict() == {"images": 2, "requests": 4, "retries": 2}
+
+
+def test_a_kept_alive_connection_closed_while_idle_is_resent_at_once_not_retried():
+    def idle_close(request, i):
+        return Answer(drop=True) if request.method == "POST" and i == 1 else scores_answer(request)
+
+    with FakeServer(idle_close) as server:  # the GET leaves a kept-alive connection that the server then drops
+        model = load_model(server.url, options={"in_flight": 1, "backoff": 30.0})
+        start = time.monotonic()
+        out = model.forward(images(2))
+    assert torch.equal(out, tiny_scores(images(2))) and time.monotonic() - start < 5  # no backoff
+    assert model.forward.counters.as_dict() == {"images": 2, "requests": 3, "retries": 0}
 
 
 def test_429_waits_what_retry_after_asks():
@@ -112,6 +123,19 @@ def test_4xx_is_not_retried():
         model = load_model(server.url, options=FAST)
         message = one_line_error(ModelOutputError, lambda: model.forward(images(1)))
     assert "400 Bad Request" in message and "images hold NaN" in message and len(server.posts()) == 1
+
+
+def test_when_one_request_of_a_batch_fails_the_others_stop_retrying():
+    def split(request, i):
+        if request.method == "GET":
+            return scores_answer(request)
+        return Answer(400, b"bad") if i == 1 else Answer(503, b"busy", delay=0.2)
+
+    with FakeServer(split) as server:
+        model = load_model(server.url, options={"in_flight": 2, "retries": 5, "backoff": 0.2})
+        assert pytest.raises(ModelOutputError, model.forward, images(2)).match("400 Bad Request")
+        time.sleep(1.0)  # what the other request would have retried by now
+    assert len(server.posts()) <= 3 and not model.forward.down
 
 
 @pytest.mark.parametrize("body, message", [
@@ -255,8 +279,3 @@ def test_https_checks_the_certificate_unless_told(tmp_path):
         assert torch.equal(trusted.forward(x), tiny_scores(x)) and torch.equal(unchecked.forward(x), tiny_scores(x))
     assert "cannot read CA certificates" in one_line_error(
         ConfigError, lambda: load_model(server.url, options={"ca_bundle": str(tmp_path / "none.pem")}))
-
-
-def test_scores_encode_as_the_server_writes_them():
-    assert json.loads(json.dumps({"ok": True}))  # keeps json imported for readers of the protocol tests
-    assert len(encode_scores(torch.zeros(2, 3))) == 128 + 24

@@ -45,9 +45,12 @@ class Reply:
 class RequestFailed(Exception):
     """An attempt that got no usable answer; ``retry`` says whether another attempt may help."""
 
-    def __init__(self, message: str, retry: bool, wait: float | None = None, reply: Reply | None = None) -> None:
+    def __init__(self, message: str, retry: bool, wait: float | None = None, reply: Reply | None = None,
+                 abandoned: bool = False) -> None:
         super().__init__(message)
-        self.retry, self.wait, self.reply = retry, wait, reply
+        self.retry, self.wait, self.reply, self.abandoned = retry, wait, reply, abandoned
+        self.attempts = 1
+        """How many attempts were made when it was given up (set by :func:`with_retries`)."""
 
 
 @dataclass
@@ -93,7 +96,7 @@ class Endpoint:
     reads the whole answer within ``timeout`` seconds (connecting included)."""
 
     def __init__(self, url: str, *, timeout: float, verify: bool = True, ca_bundle: str | None = None,
-                 headers: dict[str, str] | None = None) -> None:
+                 headers: dict[str, str] | None = None, on_resend: Callable[[], None] | None = None) -> None:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ConfigError(f"model {url!r}: expected http://HOST[:PORT]/PATH or https://...")
@@ -106,6 +109,7 @@ class Endpoint:
         self.timeout, self.headers = float(timeout), dict(headers or {})
         self.context = _tls_context(verify, ca_bundle) if self.scheme == "https" else None
         self.local = threading.local()
+        self.on_resend = on_resend
 
     def _connection(self) -> http.client.HTTPConnection:
         conn = getattr(self.local, "conn", None)
@@ -125,32 +129,23 @@ class Endpoint:
             conn.close()
 
     def request(self, method: str, body: bytes | None = None, headers: dict[str, str] | None = None) -> Reply:
-        """Send and read one exchange; RequestFailed (``retry=True``) when the connection or the time fails."""
-        deadline = time.monotonic() + self.timeout
-        conn = self._connection()
+        """Send and read one exchange; RequestFailed (``retry=True``) when the connection or the time fails.
+
+        A kept-alive connection the server closed while idle fails before any answer: that request is
+        sent again at once on a new connection (the server never saw it), not counted as a retry.
+        """
+        headers = {**self.headers, **(headers or {})}
+        reused = getattr(self.local, "conn", None) is not None and self.local.conn.sock is not None
         try:
-            conn.timeout = self.timeout
-            if conn.sock is not None:
-                conn.sock.settimeout(self.timeout)
-            conn.request(method, self.path, body=body, headers={**self.headers, **(headers or {})})
-            response = conn.getresponse()
-            chunks = []
-            while True:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise TimeoutError()
-                if conn.sock is not None:
-                    conn.sock.settimeout(remaining)
-                chunk = response.read1(1 << 20)
-                if not chunk:
-                    break
-                chunks.append(chunk)
-            response.close()  # the connection stays open for the next request (unless the server closes it)
-            reply = Reply(response.status, response.reason,
-                          {k.lower(): v for k, v in response.getheaders()}, b"".join(chunks))
-            if response.will_close:
+            try:
+                return self._exchange(method, body, headers)
+            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError) as e:
+                if not reused or getattr(e, "answered", False):
+                    raise
                 self.close()
-            return reply
+                if self.on_resend is not None:
+                    self.on_resend()
+                return self._exchange(method, body, headers)
         except (TimeoutError, socket.timeout):
             self.close()
             raise RequestFailed(f"no answer within timeout={self.timeout:g} s", retry=True) from None
@@ -161,6 +156,41 @@ class Endpoint:
         except (OSError, http.client.HTTPException) as e:
             self.close()
             raise RequestFailed(_describe(e), retry=True) from None
+
+    def _exchange(self, method: str, body: bytes | None, headers: dict[str, str]) -> Reply:
+        deadline = time.monotonic() + self.timeout
+
+        def remaining() -> float:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError()
+            return left
+
+        conn = self._connection()
+        conn.timeout = self.timeout  # connecting, and sending the whole body (sendall's timeout is its total)
+        if conn.sock is not None:
+            conn.sock.settimeout(self.timeout)
+        conn.request(method, self.path, body=body, headers=headers)
+        conn.sock.settimeout(remaining())
+        response = conn.getresponse()
+        try:
+            chunks = []
+            while True:
+                left = remaining()
+                if conn.sock is not None:
+                    conn.sock.settimeout(left)
+                chunk = response.read1(1 << 20)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+        except (ConnectionResetError, BrokenPipeError) as e:
+            e.answered = True  # the server had started answering: a real failure, not an idle close
+            raise
+        response.close()  # the connection stays open for the next request (unless the server closes it)
+        if response.will_close:
+            self.close()
+        return Reply(response.status, response.reason, {k.lower(): v for k, v in response.getheaders()},
+                     b"".join(chunks))
 
 
 def _describe(e: BaseException) -> str:
@@ -204,7 +234,7 @@ def with_retries(attempt: Callable[[], object], *, retries: int, backoff: float,
     for k in range(retries + 1):
         limit.wait()
         if abandoned is not None and abandoned.is_set():
-            raise RequestFailed("abandoned: another request of the batch failed", retry=False)
+            raise RequestFailed("abandoned: another request of the batch failed", retry=False, abandoned=True)
         counters.add(requests=1, retries=1 if k else 0)
         try:
             return attempt()

@@ -12,7 +12,7 @@ import json
 import math
 import os
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from typing import Annotated, Any, Literal, Optional
 from urllib.parse import urlsplit
 
@@ -40,10 +40,11 @@ class HttpForward:
                  rate: float | None = None, dtype: str = "float32", scores: str = "auto",
                  headers: dict[str, str] | None = None, verify: bool = True, ca_bundle: str | None = None) -> None:
         self.url = url
-        self.endpoint = Endpoint(url, timeout=timeout, verify=verify, ca_bundle=ca_bundle, headers=headers)
+        self.counters, self.limit = Counters(), RateLimit(rate)
+        self.endpoint = Endpoint(url, timeout=timeout, verify=verify, ca_bundle=ca_bundle, headers=headers,
+                                 on_resend=lambda: self.counters.add(requests=1))
         self.retries, self.backoff, self.in_flight, self.max_batch = retries, backoff, in_flight, max_batch
         self.max_queries, self.dtype, self.scores = max_queries, dtype, scores
-        self.counters, self.limit = Counters(), RateLimit(rate)
         self.classes: int | None = None
         self.down = False  # the last request found no server: later batches try once, without retries
         self._sent = 0
@@ -63,8 +64,8 @@ class HttpForward:
             reply = with_retries(attempt, retries=self.retries, backoff=self.backoff, counters=self.counters,
                                  limit=self.limit)
         except RequestFailed as e:
-            raise ModelUnavailableError(f"{self.url}: cannot reach the model server: {e} "
-                                        f"({_attempts(e)})") from None
+            what = "cannot reach the model server" if e.reply is None else "the model server failed"
+            raise ModelUnavailableError(f"{self.url}: {what}: {e} ({_attempts(e)})") from None
         if reply.status in (401, 403):
             raise ModelUnavailableError(f"{self.url}: the server refused access ({reply.message()}); "
                                         "model_options.token_env names the variable holding the token")
@@ -86,9 +87,15 @@ class HttpForward:
             return self._score(chunks[0])
         if self._pool is None:
             self._pool = ThreadPoolExecutor(self.in_flight, thread_name_prefix="decam-http")
-        abandoned = threading.Event()
-        futures = [self._pool.submit(self._score, chunk, abandoned) for chunk in chunks]
+        abandoned, futures = threading.Event(), []
         try:
+            for chunk in chunks:  # encoded here, each sent as soon as it is: this thread's heap stays warm
+                futures.append(self._pool.submit(self._send, encode_images(chunk, self.dtype), chunk.shape[0],
+                                                 abandoned))
+            done, _ = wait(futures, return_when=FIRST_EXCEPTION)  # the first failure ends the batch at once
+            failed = next((f for f in futures if f in done and f.exception() is not None), None)
+            if failed is not None:
+                raise failed.exception()
             return torch.cat([f.result() for f in futures])
         finally:
             abandoned.set()  # after a failure the other requests stop retrying (a no-op after success)
@@ -103,9 +110,11 @@ class HttpForward:
                                        f"({self._sent} images sent; this batch has {n})")
             self._sent += n
 
-    def _score(self, x: torch.Tensor, abandoned: threading.Event | None = None) -> torch.Tensor:
-        n = x.shape[0]
-        body = encode_images(x, self.dtype)
+    def _score(self, x: torch.Tensor) -> torch.Tensor:
+        return self._send(encode_images(x, self.dtype), x.shape[0])
+
+    def _send(self, body: bytearray, n: int, abandoned: threading.Event | None = None) -> torch.Tensor:
+        """Scores of the ``n`` images in ``body``, with retries; ModelOutputError when they fail for good."""
 
         def attempt() -> Reply:
             reply = self.endpoint.request("POST", body, {"Content-Type": CONTENT_TYPE, "Accept": CONTENT_TYPE})
@@ -118,7 +127,8 @@ class HttpForward:
             reply = with_retries(attempt, retries=0 if self.down else self.retries, backoff=self.backoff,
                                  counters=self.counters, limit=self.limit, abandoned=abandoned)
         except RequestFailed as e:
-            self.down = e.reply is None
+            if not e.abandoned:
+                self.down = e.reply is None
             raise ModelOutputError(f"{self.url}: {e} ({_attempts(e)})") from None
         self.down = False
         kind = reply.headers.get(SCORES_HEADER.lower(), "logits") if self.scores == "auto" else self.scores
@@ -143,8 +153,7 @@ class HttpForward:
 
 
 def _attempts(e: RequestFailed) -> str:
-    k = getattr(e, "attempts", 1)
-    return f"{k} attempt{'s' if k != 1 else ''}"
+    return f"{e.attempts} attempt{'s' if e.attempts != 1 else ''}"
 
 
 def http_model(

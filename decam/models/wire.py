@@ -29,14 +29,19 @@ class WireError(ValueError):
     """A body that is not what the protocol says (the message is one line, for the other side)."""
 
 
+def npy_header(dtype: np.dtype, shape: tuple[int, ...]) -> bytes:
+    """The ``.npy`` (format 1.0) header of a C-ordered array of ``dtype`` and ``shape``."""
+    header = repr({"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)), "fortran_order": False,
+                   "shape": tuple(shape)}).encode("latin1")
+    pad = 64 - (len(_MAGIC) + 4 + len(header) + 1) % 64  # numpy aligns the data to 64 bytes
+    header += b" " * pad + b"\n"
+    return _MAGIC + b"\x01\x00" + len(header).to_bytes(2, "little") + header
+
+
 def encode(array: np.ndarray) -> bytes:
     """``array`` as ``.npy`` bytes (format 1.0, C order, no pickle)."""
     array = np.ascontiguousarray(array)
-    header = repr({"descr": np.lib.format.dtype_to_descr(array.dtype), "fortran_order": False,
-                   "shape": tuple(array.shape)}).encode("latin1")
-    pad = 64 - (len(_MAGIC) + 4 + len(header) + 1) % 64  # numpy aligns the data to 64 bytes
-    header += b" " * pad + b"\n"
-    return b"".join((_MAGIC, b"\x01\x00", len(header).to_bytes(2, "little"), header, array.tobytes()))
+    return npy_header(array.dtype, array.shape) + array.tobytes()
 
 
 def decode(body: bytes, what: str = "body") -> np.ndarray:
@@ -68,11 +73,19 @@ def decode(body: bytes, what: str = "body") -> np.ndarray:
     return np.frombuffer(data, dtype=dtype, count=count).reshape(shape)
 
 
-def encode_images(x: torch.Tensor, dtype: str = "float32") -> bytes:
-    """A pixel-space batch ``(B, 3, H, W)`` as a request body (``dtype``: float32 or float16)."""
+def encode_images(x: torch.Tensor, dtype: str = "float32") -> bytearray:
+    """A pixel-space batch ``(B, 3, H, W)`` as a request body (``dtype``: float32 or float16).
+
+    The pixels are written once, straight into the body: layout (a search sends channels_last)
+    and dtype are converted in that one copy.
+    """
     wire = torch.float16 if dtype == "float16" else torch.float32
-    x = x.detach().to(device="cpu", dtype=wire, memory_format=torch.contiguous_format)
-    return encode(x.numpy())
+    header = npy_header(np.dtype(IMAGE_DTYPES[dtype]), tuple(x.shape))
+    body = bytearray(len(header) + x.numel() * wire.itemsize)
+    body[: len(header)] = header
+    if x.numel():
+        torch.frombuffer(body, dtype=wire, offset=len(header)).view(x.shape).copy_(x.detach())
+    return body
 
 
 def decode_images(body: bytes) -> torch.Tensor:

@@ -30,8 +30,12 @@ from decam.substrates import fill_image
 __all__ = ["Explainer", "Explanation", "explain"]
 
 
-@lru_cache(maxsize=4)
 def _cached_model(name: str, weights: str | None, options: str = "{}") -> LoadedModel:
+    return _loaded(name, weights, options)  # one cache key whether options are given or not
+
+
+@lru_cache(maxsize=4)
+def _loaded(name: str, weights: str | None, options: str) -> LoadedModel:
     return load_model(name, weights, json.loads(options))  # options: model_options as JSON (hashable)
 
 

