@@ -1,4 +1,4 @@
-"""Command line: ``decam explain``, ``evaluate``, ``sweep`` and ``list``, one module per command, on click.
+"""Command line: ``decam explain``, ``evaluate``, ``sweep``, ``serve`` and ``list``, one module per command, on click.
 
 Only these modules parse arguments and print; the work is in :mod:`decam.workflows`. Heavy imports
 (torch, mlflow) happen inside the commands, so ``decam --help`` and ``decam list --help`` stay quick.

@@ -18,6 +18,7 @@ from decam.cli.evaluate import evaluate
 from decam.cli.explain import explain
 from decam.cli.listing import list_plugins
 from decam.cli.options import DEBUG, debug_flag
+from decam.cli.serve import serve
 from decam.cli.sweep import sweep
 from decam.errors import DecamError, DecamWarning, OutputError, Terminated
 
@@ -132,7 +133,7 @@ def cli() -> None:
     """
 
 
-for command in (explain, sweep, evaluate, list_plugins):
+for command in (explain, sweep, evaluate, serve, list_plugins):
     cli.add_command(command)
 
 

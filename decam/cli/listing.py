@@ -62,6 +62,13 @@ def list_plugins() -> int:
     for name in MODELS:
         print(f"  {name}")
     print("  torchvision:<arch>  (torchvision's ImageNet weights, from its local cache)")
+    from decam.models.http_model import http_model
+    from decam.models.onnx_model import onnx_model
+
+    for pattern, factory, what in (("onnx:PATH", onnx_model, "an ONNX graph, run by ONNX Runtime"),
+                                   ("http(s)://HOST:PORT/PATH", http_model, "a model served over HTTP, e.g. by decam serve")):
+        options = ", ".join(f"{p.name}={_default(p.default)}" for p in plugin_params(factory, skip=1))
+        print(f"  {pattern}  ({what}; model_options: {options})")
     print("  package.module:function  (imports and runs your code)")
     from decam.evaluation.methods import METHODS
 

@@ -60,7 +60,8 @@ class RunOptions:
 def run_options(budget_help: str) -> Callable[[F], F]:
     """The model and search options that ``explain`` and ``evaluate`` share, as ``run=RunOptions(...)``."""
     return _grouped("run", RunOptions, [
-        click.option("--model", metavar="MODEL", help="registered name, torchvision:<arch> or package.module:function"),
+        click.option("--model", metavar="MODEL", help="registered name, torchvision:<arch>, onnx:PATH, "
+                     "http(s)://HOST:PORT/PATH or package.module:function"),
         click.option("--config", metavar="FILE", type=click.Path(),
                      help="YAML file merged over configs/default.yaml (e.g. configs/paper.yaml)"),
         click.option("--seed", type=int, metavar="N", help="random seed of the search (seed=N)"),

@@ -36,6 +36,7 @@ class RunConfig:
 
     model: str = MISSING
     weights: Optional[str] = MISSING  # null: the model's default weights; "random"; or a checkpoint path
+    model_options: dict[str, Any] = MISSING  # keyword arguments of the model's adapter (onnx:, http(s)://; docs/remote-models.md)
     encoding: dict[str, Any] = MISSING
     searcher: dict[str, Any] = MISSING
     aggregator: dict[str, Any] = MISSING

@@ -108,6 +108,8 @@ def write_explanation(
         "config": exp.config,
         "history": exp.history,
     }
+    if getattr(exp, "remote", None):  # a model behind a connection: images scored, HTTP requests, retries
+        record["remote"] = dict(exp.remote)
     targets = getattr(exp, "targets", None) or []
     if len(targets) > 1:
         writes, record["targets"] = [], []

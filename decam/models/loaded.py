@@ -19,6 +19,13 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
+def imagenet_classes() -> list[str]:
+    """The 1000 ImageNet class names, in the order of ImageNet models' outputs."""
+    from torchvision.models import ResNet50_Weights
+
+    return list(ResNet50_Weights.IMAGENET1K_V1.meta["categories"])
+
+
 @dataclass
 class LoadedModel:
     """A black box plus what decam needs around it."""
@@ -32,9 +39,9 @@ class LoadedModel:
     name: str = "callable"
     module: nn.Module | None = field(default=None, repr=False)
     """The same network as an ``nn.Module`` when there is one (gradient baselines need it)."""
-    source: tuple[str, str | None] | None = None
-    """``(name, weights)`` that :func:`~decam.models.load_model` rebuilds it from in another process
-    (a Ray actor); None for a callable handed over from Python code."""
+    source: tuple[str, str | None] | tuple[str, str | None, dict] | None = None
+    """``(name, weights)``, or ``(name, weights, model_options)``, that :func:`~decam.models.load_model`
+    rebuilds it from in another process (a Ray actor); None for a callable handed over from Python code."""
     normalization: tuple[tuple[float, ...], tuple[float, ...]] | None = None
     """``(mean, std)`` the model applies to its pixel-space input, when known: the colour that is 0
     in its normalized input is ``mean`` (the RISE metric's deletion value)."""

@@ -79,9 +79,9 @@ class FastForward:
 
 @dataclass(frozen=True)
 class ForwardSpec:
-    """How to rebuild a :class:`FastForward` elsewhere: the model's ``(name, weights)`` and settings."""
+    """How to rebuild a :class:`FastForward` elsewhere: the model's ``(name, weights[, model_options])`` and settings."""
 
-    source: tuple[str, str | None]
+    source: tuple[str, str | None] | tuple[str, str | None, dict]
     precision: str = "fp32"
     fold: bool = True
     compile: bool = False

@@ -1,26 +1,23 @@
-"""Models by name: the offline ImageNet EfficientNet-Lite, ``torchvision:<arch>``, and
-``package.module:function`` (user code), all registered in or resolved next to ``MODELS``."""
+"""Models by name: the offline ImageNet EfficientNet-Lite, ``torchvision:<arch>``, ``onnx:PATH``,
+``http(s)://`` endpoints and ``package.module:function`` (user code), all registered in or resolved
+next to ``MODELS``."""
 
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
 
 from decam.errors import ConfigError, ModelUnavailableError
-from decam.models.loaded import IMAGENET_MEAN, IMAGENET_STD, LoadedModel, Normalized, from_callable
+from decam.models.loaded import IMAGENET_MEAN, IMAGENET_STD, LoadedModel, Normalized, from_callable, imagenet_classes
 from decam.registry import Registry
 
 MODELS: Registry = Registry("model", "decam.models")
-
-
-def imagenet_classes() -> list[str]:
-    from torchvision.models import ResNet50_Weights
-
-    return list(ResNet50_Weights.IMAGENET1K_V1.meta["categories"])
 
 
 def _load_checkpoint(module: nn.Module, path: str, model_name: str) -> None:
@@ -111,17 +108,55 @@ def torchvision_model(arch: str, weights: str | None = None) -> LoadedModel:
                        normalization=(IMAGENET_MEAN, IMAGENET_STD))
 
 
-def load_model(name: str, weights: str | None = None) -> LoadedModel:
-    """A registered name, ``torchvision:<arch>``, or ``package.module:function`` (imports user code).
+def load_model(name: str, weights: str | None = None, options: Mapping[str, Any] | None = None) -> LoadedModel:
+    """A registered name, ``torchvision:<arch>``, ``onnx:PATH``, ``http(s)://HOST:PORT/PATH``, or
+    ``package.module:function`` (imports user code). URL schemes come before the ``module:function`` rule.
 
     ``weights``: None for the model's default weights, ``"random"`` for random ones (timing only),
-    or a path to a state-dict checkpoint (loaded with ``weights_only=True``).
+    or a path to a state-dict checkpoint (loaded with ``weights_only=True``). ``options`` (the
+    config's ``model_options``) are keyword arguments of the adapter, checked against its signature
+    like a plugin section: ``onnx:`` and ``http(s)://`` models, or your ``module:function``.
     """
-    return replace(_load(name, weights), source=(name, weights))  # a copy: a factory may hand out a shared one
+    options = _plain(options)
+    source = (name, weights, options) if options else (name, weights)
+    return replace(_load(name, weights, options), source=source)  # a copy: a factory may hand out a shared one
 
 
-def _load(name: str, weights: str | None) -> LoadedModel:
+def _plain(options: Mapping[str, Any] | None) -> dict[str, Any]:
+    """``model_options`` as plain Python values (a config's section arrives as a DictConfig)."""
+    from omegaconf import DictConfig, OmegaConf
+
+    if isinstance(options, DictConfig):
+        return OmegaConf.to_container(options, resolve=True)
+    return dict(options or {})
+
+
+def _checked(factory: Callable, options: dict[str, Any], skip: int, name: str) -> dict[str, Any]:
+    """``options`` validated against ``factory``'s keyword parameters after the first ``skip``."""
+    from decam.config import check_values
+    from decam.registry import plugin_params
+
+    return check_values(options, plugin_params(factory, skip=skip), "model_options.", f"model {name!r}")
+
+
+def _no_weights(name: str, weights: str | None) -> None:
+    if weights is not None:
+        raise ConfigError(f"model {name!r} brings its own weights; weights={weights!r} applies to torch models only")
+
+
+def _load(name: str, weights: str | None, options: dict[str, Any]) -> LoadedModel:
+    if name.startswith(("http://", "https://")):
+        from decam.models.http_model import http_model
+
+        _no_weights(name, weights)
+        return http_model(name, **_checked(http_model, options, 1, name))
+    if name.startswith("onnx:"):
+        from decam.models.onnx_model import onnx_model
+
+        _no_weights(name, weights)
+        return onnx_model(name[len("onnx:"):], **_checked(onnx_model, options, 1, name))
     if name.startswith("torchvision:"):
+        _checked(torchvision_model, options, 2, name)
         return torchvision_model(name.split(":", 1)[1], weights)
     if ":" in name:
         mod_name, fn_name = name.split(":", 1)
@@ -131,9 +166,12 @@ def _load(name: str, weights: str | None) -> LoadedModel:
             raise ConfigError(f"model {name!r}: cannot import ({e})") from None
         except Exception as e:  # user code failed while importing
             raise ModelUnavailableError(f"model {name!r}: importing {mod_name} raised {type(e).__name__}: {e}") from e
+        kwargs = _checked(fn, options, 0, name) if options else {}
         try:
-            out = fn()
+            out = fn(**kwargs)
         except Exception as e:  # user code: any failure means there is no model
             raise ModelUnavailableError(f"model {name!r}: {fn_name}() raised {type(e).__name__}: {e}") from e
         return out if isinstance(out, LoadedModel) else from_callable(out, name=name)
-    return MODELS[name](weights=weights)
+    factory = MODELS[name]
+    _checked(factory, options, 1, name)
+    return factory(weights=weights)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -17,7 +18,8 @@ from PIL import Image
 from decam.config import config_from_kwargs, load_config, plugin_kwargs
 from decam.errors import ConfigError, InputError
 from decam.io.images import open_image, to_input
-from decam.models import FastForward, ForwardSpec, LoadedModel, ModelRunner, from_callable, load_model, tune_allocator
+from decam.models import (FastForward, ForwardSpec, LoadedModel, ModelRunner, from_callable, load_model,
+                          remote_counters, tune_allocator)
 from decam.registry import AGGREGATORS, ENCODINGS, SEARCHERS
 from decam.search.batching import SharedForward
 from decam.search.checkpoint import Checkpoint, fingerprint, rng_state, set_rng_state, supports_checkpoints
@@ -30,9 +32,13 @@ from decam.substrates import fill_image
 __all__ = ["Explainer", "Explanation", "explain"]
 
 
+def _cached_model(name: str, weights: str | None, options: str = "{}") -> LoadedModel:
+    return _loaded(name, weights, options)  # one cache key whether options are given or not
+
+
 @lru_cache(maxsize=4)
-def _cached_model(name: str, weights: str | None) -> LoadedModel:
-    return load_model(name, weights)
+def _loaded(name: str, weights: str | None, options: str) -> LoadedModel:
+    return load_model(name, weights, json.loads(options))  # options: model_options as JSON (hashable)
 
 
 class Explainer:
@@ -46,7 +52,9 @@ class Explainer:
         self.config = config if config is not None else load_config()
         tune_allocator()
         if model is None or isinstance(model, str):
-            model = _cached_model(model or self.config.model, self.config.weights)
+            options = json.dumps(OmegaConf.to_container(OmegaConf.create(self.config.get("model_options") or {})),
+                                 sort_keys=True)
+            model = _cached_model(model or self.config.model, self.config.weights, options)
         self.model = from_callable(model)
         self.device = torch.device(self.config.device)
         if self.device.type == "cuda" and not torch.cuda.is_available():
@@ -166,7 +174,7 @@ class Explainer:
 
     def _explain(self, image, target, progress, forward, checkpoint=None) -> Explanation:
         cfg = self.config
-        start = time.perf_counter()
+        start, remote = time.perf_counter(), remote_counters(self.model)
         x = self.prepare(image)
         saved = None
         if checkpoint is not None:
@@ -190,6 +198,7 @@ class Explainer:
             probability=first.probability, queries=problem.queries + 1, seconds=time.perf_counter() - start,
             history=history, config=OmegaConf.to_container(cfg), timings=timings, image=x.cpu(),
             targets=per_target, stopped=stopped,
+            remote={k: v - remote[k] for k, v in remote_counters(self.model).items()},
         )
 
     def _search(self, x: torch.Tensor, targets: list[int], progress, forward, checkpoint=None, saved=None,

@@ -45,3 +45,6 @@ class Explanation:
     """Every requested class, the searched one first (its map is ``saliency``)."""
     stopped: str = "generations"
     """Why the search stopped: ``generations``, ``budget`` or ``converged`` (config ``converge``)."""
+    remote: dict = field(default_factory=dict)
+    """A black box behind a connection (``http(s)://``): ``images`` scored, HTTP ``requests`` and
+    ``retries`` while this image was searched (searches sharing batches share requests); else empty."""

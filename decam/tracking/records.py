@@ -75,8 +75,10 @@ def log_record(
 
 
 def explanation_metrics(exp, scores=None) -> dict[str, float]:
-    """Final metrics of one explanation: insertion, deletion, diffauc (when scored), queries, seconds."""
+    """Final metrics of one explanation: insertion, deletion, diffauc (when scored), queries, seconds, and
+    for a model behind a connection ``remote_images``, ``remote_requests``, ``remote_retries``."""
     out = {"queries": float(exp.queries), "seconds": float(exp.seconds)}
+    out.update({f"remote_{k}": float(v) for k, v in (getattr(exp, "remote", None) or {}).items()})
     if scores is not None:
         out.update(insertion=scores.insertion, deletion=scores.deletion, diffauc=scores.diff)
     return out

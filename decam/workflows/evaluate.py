@@ -85,7 +85,7 @@ class Evaluation(ImageScorer):
         if device is not None:
             cfg.device = device
         tune_allocator()
-        model = load_model(cfg.model, cfg.weights)
+        model = load_model(cfg.model, cfg.weights, cfg.get("model_options"))
         fast = FastForward(model, cfg.device, cfg.precision, fold=cfg.fold_batchnorm, compile=cfg.compile)
         runner = ModelRunner(fast, cfg.batch_size)
         builder = MethodBuilder(model, cfg, spec["options"], runner, device=cfg.device, precision=cfg.precision,

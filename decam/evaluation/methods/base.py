@@ -63,9 +63,10 @@ class Method:
         return out
 
     def _module(self) -> nn.Module:
-        if self.model.module is None:
-            raise ConfigError(f"method {self.name!r} needs the network as an nn.Module (gradients); "
-                              f"model {self.model.name!r} is a black-box callable")
+        if self.model.module is None:  # raised in a constructor, before create_method names the method
+            name = next((n for n in METHODS if METHODS[n] is type(self)), self.name)
+            raise ConfigError(f"method {name!r} needs the network as an nn.Module (a torch model: it takes "
+                              f"gradients); model {self.model.name!r} is a black box")
         return self.model.module
 
     @contextlib.contextmanager
