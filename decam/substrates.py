@@ -26,3 +26,13 @@ def fill_image(image: torch.Tensor, kind: str) -> torch.Tensor:
     if kind == "blur":
         return blur(image)
     raise ValueError(f"unknown fill {kind!r}; expected one of {', '.join(FILLS)}")
+
+
+def normalized_zero(image: torch.Tensor,
+                    normalization: tuple[tuple[float, ...], tuple[float, ...]] | None) -> torch.Tensor:
+    """The pixel-space image that is 0 in the model's normalized input: its ``mean`` colour everywhere
+    (RISE's fill and deletion value); black when the normalization is unknown (input = pixels)."""
+    if normalization is None:
+        return torch.zeros_like(image)
+    mean = torch.as_tensor(normalization[0], dtype=image.dtype, device=image.device).view(-1, 1, 1)
+    return mean.expand_as(image).clone()
