@@ -16,7 +16,10 @@ from decam.models import LoadedModel, Normalized
 
 SIZE = 32
 FAST = {"ig": {"n_steps": 4}, "lime": {"n_samples": 32, "n_segments": 8}, "rise": {"n_masks": 32},
-        "ablationcam": {"batch_size": 8}}
+        "ablationcam": {"batch_size": 8}, "sobol": {"designs": 4}, "hsic": {"designs": 64},
+        "kernelshap": {"n_samples": 32, "n_segments": 8}, "occlusion": {"window": 8, "stride": 4},
+        "shap": {"max_evals": 64, "blur": 8}}
+SLOW = {"shap"}  # numba compiles shap's partition tree on first use (seconds)
 
 
 def tiny_cnn() -> nn.Module:
@@ -50,7 +53,7 @@ def test_the_registry_holds_every_method():
             "random", "gaussian"} <= set(METHODS)
 
 
-@pytest.mark.parametrize("name", sorted(METHODS))
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in SLOW else n for n in sorted(METHODS)])
 def test_every_method_returns_a_finite_map_and_leaves_the_model_alone(name, model, image):
     module = model.module
     head = module.net[7]

@@ -6,13 +6,17 @@ important. Query methods send their batches through ``self.runner`` — the same
 :class:`~decam.models.ModelRunner` over the same fast forward as decam's search — so queries and
 seconds compare methods. Gradient methods need the network as an ``nn.Module``.
 ``method.queries`` is the number of images the last call pushed through the model.
+
+Query methods share three knobs: ``budget`` (the queries one image may cost; it sets the method's
+natural size parameter and :meth:`Method._forward` refuses to go past it), ``fill`` (what removed
+pixels become: :data:`Fill`) and, where the method reads a score, ``score`` (:data:`Score`).
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
-from typing import Annotated
+from collections.abc import Callable, Iterator
+from typing import Annotated, Literal, Optional
 
 import numpy as np
 import torch
@@ -22,10 +26,27 @@ from decam.errors import ConfigError
 from decam.evaluation.methods.layers import preserved_state
 from decam.models import LoadedModel, ModelRunner
 from decam.registry import Range, Registry
+from decam.substrates import fill_image, normalized_zero
 
 METHODS: Registry = Registry("method", "decam.methods")
 
 PositiveInt = Annotated[int, Range(1, None)]
+Budget = Annotated[Optional[int], Range(1, None)]
+"""Queries one image may cost; None: the method's own default size."""
+Fill = Literal["zero", "black", "blur"]
+"""What removed pixels become: ``zero`` = 0 in the model's normalized input (its mean colour; black
+when the normalization is unknown), ``black`` = pixel 0, ``blur`` = decam's blur (kernel 11, σ=5)."""
+Score = Literal["logit", "probability"]
+"""What a method reads from the model for the target class: its logit or its softmax probability."""
+
+
+def units_for_budget(budget: int | None, cost: int, default: int, what: str) -> int:
+    """How many ``what`` (each costing ``cost`` queries) fit in ``budget``; ``default`` without a budget."""
+    if budget is None:
+        return default
+    if budget < cost:
+        raise ConfigError(f"budget={budget} is below the cost of one {what} ({cost} queries)")
+    return budget // cost
 
 
 class Method:
@@ -33,11 +54,13 @@ class Method:
 
     name: str = "method"
 
-    def __init__(self, model: LoadedModel) -> None:
+    def __init__(self, model: LoadedModel, budget: int | None = None) -> None:
         self.model = model
         self.runner = ModelRunner(model.forward)
         """Where black-box queries go; :func:`create_method` hands in the shared fast one."""
         self.queries = 0
+        self.budget = budget
+        """Most queries one call may send through :meth:`_forward` (None: no limit)."""
 
     def attribute(self, image: torch.Tensor, target: int) -> np.ndarray | torch.Tensor:
         raise NotImplementedError
@@ -56,11 +79,43 @@ class Method:
         return sal
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Counted black-box forward pass → float32 logits."""
+        """Counted black-box forward pass → float32 logits; never past ``self.budget``."""
+        if self.budget is not None and self.queries + x.shape[0] > self.budget:
+            raise RuntimeError(f"{self.name} would send {self.queries + x.shape[0]} queries, "
+                               f"over its budget of {self.budget}")
         with torch.no_grad():
             out = self.runner(x)
         self.queries += x.shape[0]
         return out
+
+    def _outputs(self, x: torch.Tensor, score: str) -> torch.Tensor:
+        """Counted forward → every class's ``score`` (:data:`Score`), shape ``(B, C)``."""
+        out = self._forward(x)
+        return out.softmax(-1) if score == "probability" else out
+
+    def _scores(self, x: torch.Tensor, target: int, score: str) -> torch.Tensor:
+        """Counted forward → the target's ``score`` (:data:`Score`), shape ``(B,)``."""
+        return self._outputs(x, score)[:, target]
+
+    def _fill(self, image: torch.Tensor, kind: str) -> torch.Tensor:
+        """What removed pixels of ``image`` become under ``kind`` (:data:`Fill`), ``(3, H, W)``."""
+        if kind == "zero":
+            return normalized_zero(image, self.model.normalization)
+        return fill_image(image, kind)
+
+    def _perturber(self, image: torch.Tensor, kind: str) -> Callable[[torch.Tensor], torch.Tensor]:
+        """masks ``(N, H, W)`` in [0, 1] → ``fill + M ⊙ (image − fill)`` ``(N, 3, H, W)``, composed as decam's
+        search composes its batches (one fused pass, channels_last when the forward path is)."""
+        fill = self._fill(image, kind)
+        fill_hwc = fill.permute(1, 2, 0).contiguous()
+        delta_hwc = (image - fill).permute(1, 2, 0).contiguous()
+        channels_last = getattr(self.runner.forward, "channels_last", False)
+
+        def perturb(masks: torch.Tensor) -> torch.Tensor:
+            x = torch.addcmul(fill_hwc, masks.unsqueeze(-1), delta_hwc).permute(0, 3, 1, 2)
+            return x if channels_last else x.contiguous()
+
+        return perturb
 
     def _module(self) -> nn.Module:
         if self.model.module is None:  # raised in a constructor, before create_method names the method
@@ -86,6 +141,14 @@ class Method:
         """Gradients on, queries counted, and the caller's network left as it was afterwards."""
         with preserved_state(root), self._counting(root), torch.inference_mode(False), torch.enable_grad():
             yield
+
+
+@contextlib.contextmanager
+def seeded(device: torch.device, seed: int) -> Iterator[None]:
+    """torch's global generator seeded for the block (libraries that draw from it: captum), restored after."""
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(seed)
+        yield
 
 
 def create_method(name: str, model: LoadedModel, runner: ModelRunner | None = None, **params) -> Method:
