@@ -125,6 +125,19 @@ def test_cli_evaluate(photos, tmp_path, capsys):
     assert "needs the network as an nn.Module" in capsys.readouterr().err
 
 
+def test_cli_evaluate_budget_sizes_every_query_method_and_labels_run_a_method_twice(photos, tmp_path):
+    out = tmp_path / "budget"
+    args = ["evaluate", str(photos / "a.png"), "--model", "test_evaluate:oracle_model", "--budget", "48", "--popsize", "8",
+            "--methods", "rise,riseblur=rise,sobol,random", "riseblur.fill=blur", "sobol.budget=110", "--out", str(out),
+            "--quiet"]
+    assert main(args) == 0
+    with open(out / "results.csv", newline="") as f:
+        queries = {row["method"]: int(row["queries"]) for row in csv.DictReader(f)}
+    assert queries == {"rise": 48, "riseblur": 48, "sobol": 102, "random": 0}  # sobol: 2 designs of 7² + 2
+    assert not np.array_equal(np.load(out / "maps" / "a" / "rise.npy"), np.load(out / "maps" / "a" / "riseblur.npy"))
+    assert main(args[:7] + ["--methods", "rise,rise", "--out", str(out)]) == 2  # listed twice: a config error
+
+
 def test_a_model_with_nan_logits_fails_each_image_with_exit_code_4(photos, tmp_path):
     model = LoadedModel(lambda x: torch.full((x.shape[0], 3), float("nan")), (SIZE, SIZE), None, None, "nan", None)
     ev = Evaluation(model, build_methods(["random"], model, None), tmp_path / "out")

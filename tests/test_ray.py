@@ -77,7 +77,7 @@ def read_rows(path: Path) -> list[dict]:
 def test_evaluate_over_a_ray_cluster_gives_the_scores_of_a_local_run(local_cluster, tmp_path):
     """A second driver joins the cluster by address, as ``decam evaluate … --ray HEAD:6379`` does."""
     common = ["evaluate", *shaded_images(tmp_path), "--model", "tiny_models:tiny", "--methods", "decam,rise,gaussian",
-              "rise.n_masks=32", "--budget", "64", "--popsize", "8", "--gallery", "2", "--quiet"]
+              "--budget", "64", "--popsize", "8", "--gallery", "2", "--quiet"]
     local = main(common + ["--out", str(tmp_path / "local")])
     remote = subprocess.run([sys.executable, "-m", "decam", *common, "--out", str(tmp_path / "ray"),
                              "--ray", local_cluster], env=dict(os.environ, **WORKER_ENV), capture_output=True,

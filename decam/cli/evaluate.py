@@ -35,7 +35,8 @@ def _track(tracking: TrackingOptions, evaluation, cfg, out: str) -> int | None:
 @click.command("evaluate", short_help="compare decam with other methods on a suite of faithfulness metrics")
 @click.argument("items", nargs=-1, required=True, type=click.Path(), metavar="IMAGE|key=value...")
 @click.option("--methods", default=DEFAULT_METHODS, metavar="LIST",
-              help=f"comma-separated methods (decam list shows them; default: {DEFAULT_METHODS})")
+              help=f"comma-separated methods (decam list shows them; default: {DEFAULT_METHODS}); LABEL=METHOD "
+                   "runs a method again under its own label and options (riseblur=rise riseblur.fill=blur)")
 @click.option("--metrics", "metric_names", default="default", metavar="LIST",
               help="comma-separated metrics: curves (insertion/deletion, always), swapped (DiffAUC with insertion "
                    "from black, deletion to blur), mufidelity, road, sanity, stability; 'default' = curves,swapped,"
@@ -49,7 +50,8 @@ def _track(tracking: TrackingOptions, evaluation, cfg, out: str) -> int | None:
 @click.option("--out", default="decam-eval", metavar="DIR", help="output folder (default: decam-eval)")
 @click.option("--limit", type=int, metavar="N", help="use the first N images only")
 @click.option("--gallery", type=int, default=8, metavar="N", help="images in gallery.png (default: 8)")
-@run_options("decam's model queries per image (decides the generations)")
+@run_options("model queries per image for decam and every method with a budget (RISE, LIME, Sobol, ...; "
+             "METHOD.budget=N overrides one)")
 @click.option("--quiet", is_flag=True, help="no progress bar or summary table")
 @tracking_options("log the comparison to MLflow (or tracking.enabled=true)", "decam-evaluate")
 @ray_option
@@ -70,7 +72,7 @@ def evaluate(items: tuple[str, ...], methods: str, metric_names: str, insertion:
     tune_allocator()  # before plugins and the model start threads: see decam.models.allocator
 
     from decam.config import load_config
-    from decam.evaluation.methods import METHODS
+    from decam.evaluation.building import parse_methods, with_budget
     from decam.workflows.evaluate import MetricSettings, read_labels, split_method_options
     from decam.workflows.inputs import expand_images, split_items
 
@@ -78,11 +80,11 @@ def evaluate(items: tuple[str, ...], methods: str, metric_names: str, insertion:
     if not image_args:
         raise InputError("decam evaluate needs image files or a folder")
     tracking, overrides = tracking.take_overrides(overrides)
-    overrides, options = split_method_options(overrides)
-    cfg = load_config(run.config, overrides + run.overrides())  # validated before any model work
     names = [m.strip() for m in methods.split(",") if m.strip()]
-    for name in names:
-        METHODS[name]  # unknown names fail here, with suggestions, before the model loads
+    method_labels = parse_methods(names)  # unknown names fail here, with suggestions, before the model loads
+    overrides, options = split_method_options(overrides, list(method_labels))
+    options = with_budget(method_labels, options, run.budget)
+    cfg = load_config(run.config, overrides + run.overrides())  # validated before any model work
     settings = MetricSettings(metric_names, insertion, deletion)
     if limit is not None and limit < 1:
         raise ConfigError(f"--limit {limit}: expected a positive number of images")

@@ -14,11 +14,27 @@ from decam.evaluation.metrics.suite import MethodFactory
 from decam.models import FastForward, LoadedModel, ModelRunner
 
 
-def split_method_options(overrides: list[str]) -> tuple[list[str], dict[str, dict]]:
-    """``key=value`` overrides → (decam config overrides, {method: options}).
+def parse_methods(names: Sequence[str]) -> dict[str, str]:
+    """``["decam", "rise", "riseblur=rise"]`` → {label: registered method}: ``label=method`` runs a method a
+    second time under its own name, with its own options (``riseblur.fill=blur``)."""
+    out: dict[str, str] = {}
+    for item in names:
+        label, _, method = (part.strip() for part in item.partition("="))
+        method = method or label
+        if not label.isidentifier():
+            raise ConfigError(f"method label {label!r}: use letters, digits and _ (e.g. riseblur=rise)")
+        if label in out:
+            raise ConfigError(f"method {label!r} is listed twice")
+        METHODS[method]  # unknown names fail here, with suggestions
+        out[label] = method
+    return out
+
+
+def split_method_options(overrides: list[str], labels: Sequence[str] = ()) -> tuple[list[str], dict[str, dict]]:
+    """``key=value`` overrides → (decam config overrides, {method label: options}).
 
     A key whose first part names a registered method other than ``decam`` (``gradcam.target_layer=net.layer4``,
-    ``rise.n_masks=2000``) is that method's option; every other key configures the decam method.
+    ``rise.n_masks=2000``) or one of ``labels`` is that method's option; every other key configures decam.
     """
     from omegaconf import OmegaConf
 
@@ -26,37 +42,48 @@ def split_method_options(overrides: list[str]) -> tuple[list[str], dict[str, dic
     for item in overrides:
         key, _, value = item.partition("=")
         head, dot, rest = key.partition(".")
-        if dot and head != "decam" and head in METHODS:
+        if dot and head != "decam" and (head in METHODS or head in labels):
             options.setdefault(head, {}).update(OmegaConf.to_container(OmegaConf.from_dotlist([f"{rest}={value}"])))
         else:
             config.append(item)
     return config, options
 
 
+def with_budget(labels: dict[str, str], options: dict[str, dict], budget: int | None) -> dict[str, dict]:
+    """Every method with a ``budget`` knob gets ``budget`` queries per image unless its options set one."""
+    if budget is None:
+        return options
+    out = {k: dict(v) for k, v in options.items()}
+    for label, method in labels.items():
+        if method != "decam" and "budget" in inspect.signature(METHODS[method]).parameters:
+            out.setdefault(label, {}).setdefault("budget", budget)
+    return out
+
+
 def build_methods(names: Sequence[str], model: LoadedModel, config, options: dict[str, dict] | None = None,
                   runner: ModelRunner | None = None) -> dict[str, Method]:
-    """Validated options → one bound method per name (target layers are resolved here, before any image).
+    """Validated options → one bound method per name or ``label=method`` (target layers are resolved here,
+    before any image); the result is keyed by label.
 
     ``runner``: where the query methods send their batches (the shared fast path); ``decam``
     builds its own from ``config``."""
     from decam.config import validate_section
 
     options = options or {}
-    unused = set(options) - set(names)
+    labels = parse_methods(names)
+    unused = set(options) - set(labels)
     if unused:
         raise ConfigError(f"options given for {', '.join(sorted(unused))}, which --methods does not include")
-    if not names:
+    if not labels:
         raise ConfigError("no methods to evaluate")
     out = {}
-    for name in names:
-        if name in out:
-            raise ConfigError(f"method {name!r} is listed twice")
+    for label, name in labels.items():
         if name == "decam":
-            out[name] = create_method(name, model, config=config)
+            out[label] = create_method(name, model, config=config)
             continue
-        params = validate_section(name, METHODS, {"name": name, **options.get(name, {})}, skip=1)
+        params = validate_section(name, METHODS, {"name": name, **options.get(label, {})}, skip=1)
         params.pop("name")
-        out[name] = create_method(name, model, runner, **params)
+        out[label] = create_method(name, model, runner, **params)
     return out
 
 
@@ -70,10 +97,12 @@ class MethodBuilder:
                  runner: ModelRunner | None = None, *, device: str | torch.device = "cpu", precision: str = "fp32",
                  fold: bool = True) -> None:
         self.model, self.config, self.options = model, config, options or {}
+        self.labels: dict[str, str] = {}
         self.runner = runner
         self.device, self.precision, self.fold = device, precision, fold
 
     def build_all(self, names: Sequence[str]) -> dict[str, Method]:
+        self.labels = parse_methods(names)
         return build_methods(names, self.model, self.config, self.options, self.runner)
 
     def build(self, name: str, model: LoadedModel | None = None, seed: int | None = None) -> Method:
@@ -85,12 +114,14 @@ class MethodBuilder:
         if model is not self.model:
             batch = self.runner.batch_size if self.runner is not None else 64
             runner = ModelRunner(FastForward(model, self.device, self.precision, fold=self.fold), batch)
+        method = self.labels.get(name, name)
         config, options = self.config, dict(self.options.get(name, {}))
-        if seed is not None and name == "decam":
+        if seed is not None and method == "decam":
             config = self._seeded_config(seed)
-        elif seed is not None and "seed" in inspect.signature(METHODS[name]).parameters:
+        elif seed is not None and "seed" in inspect.signature(METHODS[method]).parameters:
             options["seed"] = seed
-        return build_methods([name], model, config, {name: options} if options else None, runner)[name]
+        spec = name if method == name else f"{name}={method}"
+        return build_methods([spec], model, config, {name: options} if options else None, runner)[name]
 
     def factory(self, name: str) -> MethodFactory:
         """``(model or None, seed or None) → method`` for the metric suite."""
