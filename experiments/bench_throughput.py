@@ -9,7 +9,8 @@ raw     the very model decam searches with — BatchNorm folded, same precision,
 naive   fp32, NCHW, unfolded, default glibc malloc
 search  decam's queries/s during a real search (the explainer warmed up by a first search), with
         its stages and the minor page faults per query of the search
-methods RISE and LIME through the same forward path (queries/s per method)
+methods every query method (RISE, LIME, KernelSHAP, SHAP, Sobol, HSIC, occlusion) through the same
+        forward path at the search's budget (queries/s per method)
 process minor page faults of a whole ``decam explain`` process with the default config, per query,
         and the marginal cost (default budget minus a one-generation run)
 
@@ -32,6 +33,7 @@ from pathlib import Path
 
 TUNED_ENV = {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": str(1 << 34), "MALLOC_TOP_PAD_": str(1 << 29),
              "DECAM_NO_MALLOPT": "1"}
+QUERY_METHODS = ("rise", "lime", "kernelshap", "shap", "sobol", "hsic", "occlusion")
 ISA = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "avx_vnni", "amx_tile", "amx_bf16")
 
 
@@ -109,9 +111,8 @@ def worker_methods(args: argparse.Namespace) -> dict:
     runner = ModelRunner(explainer.forward, args.popsize)
     out = {}
     budget = args.generations * args.popsize
-    for name, params in (("rise", {"n_masks": budget, "batch_size": args.popsize}),
-                         ("lime", {"n_samples": budget, "batch_size": args.popsize})):
-        method = create_method(name, explainer.model, runner, **params)
+    for name in QUERY_METHODS:
+        method = create_method(name, explainer.model, runner, budget=budget, batch_size=args.popsize)
         method(x, 0)  # warm-up
         start = time.perf_counter()
         method(x, 0)
