@@ -160,10 +160,11 @@ def env(**extra: str) -> dict[str, str]:
 
 
 class DecamServe:
-    """``decam serve MODEL --port 0`` in a subprocess; ``url`` once it is listening, ``lines`` as it logs."""
+    """``decam serve MODEL --port PORT`` (default 0: a free one) in a subprocess; ``url`` once it is
+    listening, ``lines`` as it logs."""
 
-    def __init__(self, model: str, *args: str, timeout: float = 120.0, **environ: str) -> None:
-        self.proc = subprocess.Popen([sys.executable, "-m", "decam", "serve", model, "--port", "0", *args],
+    def __init__(self, model: str, *args: str, port: int = 0, timeout: float = 120.0, **environ: str) -> None:
+        self.proc = subprocess.Popen([sys.executable, "-m", "decam", "serve", model, "--port", str(port), *args],
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env(**environ))
         self.lines: queue.Queue[str] = queue.Queue()
         self.log: list[str] = []

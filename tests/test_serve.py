@@ -1,6 +1,6 @@
 """``decam serve`` for real, on 127.0.0.1, and decam searching through it: the same map as in-process,
 and for a server killed mid-search, a slow one and one that answers garbage, one error line, exit
-code 4 and nothing half-written."""
+code 4 and nothing half-written; a search whose server was killed continues with ``--resume``."""
 
 from __future__ import annotations
 
@@ -45,9 +45,12 @@ def error_lines(stderr: str, out: Path) -> list[str]:
     return lines[:-1]
 
 
-def assert_nothing_half_written(out: Path) -> None:
-    """No map, overlay or record of a failed image, no temporary files; failures.csv whole."""
+def assert_nothing_half_written(out: Path, checkpoint: bool | None = False) -> None:
+    """No map, overlay or record of a failed image, no temporary files; failures.csv whole. The
+    search's checkpoint ``.coffee.search.pt`` is there if ``checkpoint`` (None: either way)."""
     names = sorted(p.name for p in out.iterdir())
+    if checkpoint or (checkpoint is None and ".coffee.search.pt" in names):
+        names.remove(".coffee.search.pt")
     assert names == ["failures.csv"], names
     rows = list(csv.DictReader((out / "failures.csv").open()))
     assert rows and all(row["exit_code"] == "4" for row in rows)
@@ -107,7 +110,46 @@ def test_a_server_killed_mid_search_is_one_line_exit_4_and_nothing_half_written(
     assert not search.is_alive() and result["code"] == 4
     assert error_lines(capsys.readouterr().err, out) == [
         f"decam: error: coffee: {server.url}: connection refused (4 attempts)"]
-    assert_nothing_half_written(out)
+    assert_nothing_half_written(out, checkpoint=None)  # the search may have finished a generation
+
+
+def test_a_search_whose_server_was_killed_resumes_against_a_fresh_server(tmp_path, capsys):
+    """The server dies mid-search: the client fails (one line, exit 4, no outputs, the search's
+    checkpoint kept); a fresh server at the same address and ``--resume`` finish the search with the
+    uninterrupted map, sending the server only the generations left."""
+    local, out = tmp_path / "local", tmp_path / "out"
+    run = ["--generations", "20", "--popsize", "8", "batch_size=8", "--quiet"]
+    assert main(["explain", "--model", "tiny_models:tiny", *run, "--out", str(local)]) == 0
+    whole = json.loads((local / "coffee.json").read_text())
+    run += ["model_options.in_flight=1", *FAST_RETRIES]  # one request per batch of 8, as in-process
+    with DecamServe("tiny_models:slow", TINY_DELAY="0.1") as server:  # logs every request
+        args = ["explain", "--model", server.url, *run, "--out", str(out)]
+        result = {}
+        search = threading.Thread(target=lambda: result.update(code=main(args)))
+        search.start()
+        server.wait_for_posts(4)  # the unmasked image, generation 1 (2 batches), generation 2: 1 saved at least
+        server.proc.send_signal(signal.SIGKILL)
+        server.proc.wait()
+        search.join(timeout=120)
+    assert not search.is_alive() and result["code"] == 4
+    assert error_lines(capsys.readouterr().err, out) == [
+        f"decam: error: coffee: {server.url}: connection refused (4 attempts)"]
+    assert_nothing_half_written(out, checkpoint=True)
+    saved = torch.load(out / ".coffee.search.pt", weights_only=True)
+    assert 1 <= len(saved["history"]) < 20
+
+    with DecamServe("tiny_models:slow", "--quiet", port=urlsplit(server.url).port, TINY_DELAY="0") as fresh:
+        assert fresh.url == server.url  # the same address, so the same config: the checkpoint is this search's
+        assert main([*args, "--resume"]) == 0
+        fresh.proc.kill()  # done with it: no need to wait for a graceful stop
+        fresh.proc.wait()
+    assert capsys.readouterr().err == ""
+    assert sorted(p.name for p in out.iterdir()) == [  # failures.csv and the checkpoint are gone
+        "coffee.json", "coffee.overlay.png", "coffee.saliency.npy", "coffee.saliency.png"]
+    assert np.array_equal(np.load(out / "coffee.saliency.npy"), np.load(local / "coffee.saliency.npy"))
+    record = json.loads((out / "coffee.json").read_text())
+    assert record["queries"] == whole["queries"] and record["history"] == whole["history"]
+    assert record["remote"]["images"] == whole["queries"] - 1 - saved["queries"]  # no generation paid twice
 
 
 @pytest.mark.slow

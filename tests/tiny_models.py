@@ -4,6 +4,7 @@ folder on PYTHONPATH. Each factory returns a :class:`decam.models.LoadedModel` o
 from __future__ import annotations
 
 import os
+import signal
 import time
 
 import torch
@@ -40,6 +41,35 @@ def tiny() -> LoadedModel:
 def slow() -> LoadedModel:
     """``tiny`` that sleeps ``TINY_DELAY`` seconds (default 0.05) per forward call."""
     return _loaded(Tiny(float(os.environ.get("TINY_DELAY", "0.05"))), "slow")
+
+
+class Meter:
+    """What ``counted`` has scored since :meth:`reset`, and when it stops the run."""
+
+    images = 0
+    sigterm_after: int | None = None
+
+    def reset(self, sigterm_after: int | None = None) -> None:
+        self.images, self.sigterm_after = 0, sigterm_after
+
+
+METER = Meter()
+
+
+def counted() -> LoadedModel:
+    """``tiny`` that counts the images it scores in ``METER`` and, once that passes
+    ``METER.sigterm_after``, sends this process SIGTERM (a scheduler stopping the run mid-search).
+    The model is cached by name, so the meter (not the model) is reset between runs."""
+    model = Tiny()
+
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        METER.images += x.shape[0]
+        if METER.sigterm_after is not None and METER.images > METER.sigterm_after:
+            METER.sigterm_after = None
+            os.kill(os.getpid(), signal.SIGTERM)
+        return model(x)
+
+    return _loaded(forward, "counted")
 
 
 def nan() -> LoadedModel:

@@ -39,7 +39,8 @@ def _tracking(options: TrackingOptions, quiet: bool) -> ExplainTracking:
 @run_options("total model queries (decides the generations)")
 @click.option("--quiet", is_flag=True, help="no progress bar or summary lines")
 @click.option("--resume", is_flag=True,
-              help="skip images whose outputs in --out are complete (e.g. after an interrupted run)")
+              help="skip images whose outputs in --out are complete and continue interrupted searches from "
+              "their last generation (e.g. after an interrupted run)")
 @tracking_options("log every image as an MLflow run (or tracking.enabled=true)", "decam")
 @ray_option
 @debug_option

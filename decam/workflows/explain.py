@@ -5,90 +5,28 @@ skips images whose outputs are complete and whole (damaged ones are redone); an 
 listed in ``failures.csv`` and the others go on; a full disk stops the run; with tracking, every
 image also becomes an MLflow run until the store fails once. Several runs may share one output
 folder: an image is claimed (a file lock, :mod:`decam.io.claims`) before its search, and a run
-skips images another run has claimed or finished meanwhile. Progress is reported through
-callbacks, so the command line only parses arguments and prints.
+skips images another run has claimed or finished meanwhile. Each search checkpoints itself to
+``.<stem>.search.pt`` in the folder after every generation (decam.workflows.explain_jobs): ``resume``
+continues it from its last finished generation, a run without ``resume`` starts it afresh, and the
+file goes once the image's outputs are written. Progress is reported through callbacks, so the
+command line only parses arguments and prints.
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 from decam import interrupts
-from decam.errors import EXIT_PARTIAL, ConfigError, DecamError, ModelUnavailableError, OutputError
+from decam.errors import ConfigError, ModelUnavailableError, OutputError
+from decam.workflows.explain_jobs import (EMBEDDED_PHOTO, ExplainOutcome, Failure, Job, checkpoint_file,
+                                          describe_failure, drop_checkpoint, drop_finished_checkpoints, plan_jobs)
 from decam.workflows.explain_tracking import ExplainTracking
 
 __all__ = ["EMBEDDED_PHOTO", "ExplainBatch", "ExplainOutcome", "ExplainTracking", "Failure", "Job",
            "describe_failure", "plan_jobs"]
-
-EMBEDDED_PHOTO = "coffee"
-"""The name (and output stem) of the embedded photo, explained when no image is given."""
-
-
-@dataclass(frozen=True)
-class Job:
-    """One image: its name as given, its path (None: the embedded photo) and its output stem."""
-
-    name: str
-    image: Path | None
-    stem: str
-
-
-class Failure(NamedTuple):
-    """An image that failed, as a row of ``failures.csv``: its name, its exit code alone, one line naming it."""
-
-    image: str
-    exit_code: int
-    error: str
-
-
-def plan_jobs(images: Sequence[str | Path | None]) -> list[Job]:
-    """One job per image, in order; stems are made unique in that order, so a rerun finds the same ones."""
-    from decam.io.outputs import unique_stem
-
-    used: set[str] = set()
-    jobs = []
-    for image in images:
-        name = EMBEDDED_PHOTO if image is None else str(image)
-        jobs.append(Job(name, None if image is None else Path(image), unique_stem(name, used)))
-    return jobs
-
-
-def describe_failure(name: str, error: Exception) -> Failure:
-    """The failure row for an image that raised ``error``: decam's exit code for it and a one-line message."""
-    msg = " ".join(str(error).split())
-    if isinstance(error, DecamError):
-        code = error.exit_code
-    elif isinstance(error, OSError):
-        code, msg = EXIT_PARTIAL, f"cannot write outputs ({msg})"
-    else:  # a defect in decam or a plugin, not in the input
-        code, msg = EXIT_PARTIAL, f"unexpected {type(error).__name__}: {msg} (--debug shows the traceback)"
-    return Failure(name, code, msg if msg.startswith(name) else f"{name}: {msg}")
-
-
-@dataclass
-class ExplainOutcome:
-    """What a batch came to: how many images it had, which failed, which another run took, and
-    whether tracking failed."""
-
-    total: int
-    failures: list[Failure] = field(default_factory=list)
-    failures_file: Path | None = None
-    tracking_error: DecamError | None = None
-    elsewhere: list[tuple[Job, str]] = field(default_factory=list)
-    """Images left to another run in the same folder, with why (claimed by it, or done by it meanwhile)."""
-
-    @property
-    def exit_code(self) -> int:
-        """0; 1 when some images failed; every image failed: the worst of their codes; else the tracking error's."""
-        if self.failures:
-            if len(self.failures) < self.total:
-                return EXIT_PARTIAL
-            return max(f.exit_code for f in self.failures)
-        return self.tracking_error.exit_code if self.tracking_error is not None else 0
 
 
 def _decoded(image: Any) -> Any:
@@ -118,14 +56,16 @@ class ExplainBatch:
     ``skipped`` are the jobs ``resume`` leaves out because their outputs are complete and whole;
     ``damaged`` the ``(job, problem)`` pairs whose outputs ``resume`` found broken (truncated,
     unreadable, a map missing) and redoes; ``pending`` the jobs :meth:`run` explains (unless another
-    run in the same folder claims or finishes one first).
+    run in the same folder claims or finishes one first). With ``resume``, a pending image whose
+    search left a checkpoint continues it (when config, image and target are the same); without,
+    the checkpoint is deleted once the image is claimed.
     """
 
     def __init__(self, config, images: Sequence[str | Path | None], out_dir: Path, *,
                  target: int | str | None = None, resume: bool = False) -> None:
         from decam.io.outputs import output_problem
 
-        self.config, self.out_dir, self.target = config, Path(out_dir), target
+        self.config, self.out_dir, self.target, self.resume = config, Path(out_dir), target, resume
         self.jobs = plan_jobs(images)
         self.skipped: list[Job] = []
         self.pending: list[Job] = []
@@ -174,6 +114,7 @@ class ExplainBatch:
 
         remove_stale_temporaries(self.out_dir)
         remove_stale_locks(self.out_dir)
+        drop_finished_checkpoints(self.out_dir, self.skipped)
         outcome = ExplainOutcome(len(self.jobs), failures_file=self.out_dir / FAILURES_FILE)
         written = 0
         try:
@@ -183,6 +124,7 @@ class ExplainBatch:
                         if isinstance(result, BaseException):
                             raise result
                         write_explanation(self.out_dir, job.name, result, stem=job.stem)
+                        drop_checkpoint(self.out_dir, job.stem)  # the search is done: nothing to continue
                         written += 1
                         log.succeeded(job.name)
                         if tracking is not None and tracking.active:
@@ -234,6 +176,8 @@ class ExplainBatch:
                 on_elsewhere(job, why)
             return False
         self._claims[job.stem] = claim
+        if not self.resume:  # a search an earlier run left is not continued: this one starts afresh
+            drop_checkpoint(self.out_dir, job.stem)
         return True
 
     def _release(self, job: Job) -> None:
@@ -280,9 +224,11 @@ class ExplainBatch:
                 if progress is not None:
                     progress(index[chunk[k].stem], entry)
 
-            # several searches share each model batch; results come as each group finishes
-            for k, result in self._scorer().explain_many([image(job) for job in chunk], [self.target] * len(chunk),
-                                                         images_per_batch=len(chunk), progress=tick):
+            # several searches share each model batch; results come as each group finishes; each
+            # search saves its state after every generation to its checkpoint (and continues one)
+            for k, result in self._scorer().explain_many(
+                    [image(job) for job in chunk], [self.target] * len(chunk), images_per_batch=len(chunk),
+                    progress=tick, checkpoints=[checkpoint_file(self.out_dir, job.stem) for job in chunk]):
                 yield chunk[k], result
 
     def _scorer(self):
