@@ -170,19 +170,23 @@ def log_evaluation(
     folder: str | Path | None = None,
 ) -> str:
     """A method comparison as one parent run (``params``, the files in ``folder``) with one child run per
-    row (an image × method with ``image``, ``method``, ``insertion``, ``deletion``, ``diff`` or
-    ``diffauc``, ``seconds``, ``queries``; dataclasses or mappings). Returns the parent's id."""
+    row (an image × method — × class when images have several, ``rank`` > 1 — with ``image``, ``method``,
+    ``insertion``, ``deletion``, ``diff`` or ``diffauc``, ``seconds``, ``queries``; dataclasses or
+    mappings). Returns the parent's id."""
     import dataclasses
 
     with tracker.run(name, {"decam.kind": "evaluation"}) as parent:
         if params:
             tracker.log_params(parent, params)
-        for row in rows:
-            r = dataclasses.asdict(row) if dataclasses.is_dataclass(row) else dict(row)
+        records = [dataclasses.asdict(row) if dataclasses.is_dataclass(row) else dict(row) for row in rows]
+        several = any(int(r.get("rank", 1)) > 1 for r in records)  # several classes per image: name the class
+        for r in records:
             metrics = {k: r[k] for k in ("insertion", "deletion", "seconds", "queries") if k in r}
             metrics["diffauc"] = r.get("diffauc", r.get("diff"))
-            extra = {k: v for k, v in r.items() if k not in metrics and k != "diff" and not isinstance(v, (list, dict))}
-            log_record(tracker, f"{Path(str(r['image'])).stem} {r['method']}", params=extra, metrics=metrics,
+            extra = {k: v for k, v in r.items() if k not in metrics and k != "diff" and not isinstance(v, (list, dict))
+                     and (several or k != "rank")}
+            run_name = f"{Path(str(r['image'])).stem} {r['method']}" + (f" class {r['target']}" if several else "")
+            log_record(tracker, run_name, params=extra, metrics=metrics,
                        tags={"decam.method": str(r["method"]), "decam.image": str(r["image"])}, parent=parent)
         if folder is not None:
             tracker.log_artifacts(parent, folder)
