@@ -328,3 +328,13 @@ def test_cli_targets_with_labels_put_the_label_first_and_a_fixed_list_is_refused
     children = {r.info.run_name: r for r in runs if "mlflow.parentRunId" in r.data.tags}
     assert set(children) == {"b gaussian class 1", "b gaussian class 0"}
     assert children["b gaussian class 0"].data.params["rank"] == "2"
+
+
+def test_targets_travel_in_the_spec_a_ray_worker_rebuilds_the_evaluation_from(photos, tmp_path):
+    from decam.workflows.evaluate import MetricSettings, evaluation_spec
+
+    spec = evaluation_spec(load_config(None, ["model=test_evaluate:boxes_model"]), ["gaussian"],
+                           metrics=MetricSettings("curves"), targets="top2")
+    ev = Evaluation.from_spec(spec, tmp_path / "out")
+    ev.run([photos / "a.png"])
+    assert [(r.target, r.rank) for r in ev.rows()] == [(0, 1), (1, 2)]
