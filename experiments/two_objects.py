@@ -7,10 +7,12 @@ the pointing game (the map's peak lies in the class's own half) and the share of
 the class's own half, over both classes of every pair.
 
 decam explains both classes with ONE search (``target=[a, b]``), with the fitness rewarding the
-first class (``reward=first``) or the mean of both (``reward=mean``); RISE runs once per class at
-the same budget each (twice the queries); Grad-CAM is the white-box reference.
+first class (``reward=first``) or the mean of both (``reward=mean``); RISE and Sobol (any method
+with a ``budget`` knob) run once per class at the same budget each (twice the queries); Grad-CAM is
+the white-box reference.
 
-Usage: python experiments/two_objects.py [--pairs 20] [--budget 1633] [--methods decam-first,decam-mean,rise,gradcam]
+Usage: python experiments/two_objects.py [--pairs 20] [--budget 1633]
+           [--methods decam-first,decam-mean,rise,sobol,gradcam] [--out rows.json]
 """
 
 from __future__ import annotations
@@ -51,16 +53,19 @@ def scores(sal: np.ndarray, side: int) -> tuple[bool, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--photos", default=str(DEFAULT_FOLDER))
-    parser.add_argument("--pairs", type=int, default=20)
-    parser.add_argument("--budget", type=int, default=1633)
+    parser.add_argument("--photos", default=str(DEFAULT_FOLDER), help="the dev photos (default: shared/data/imagenet-dev)")
+    parser.add_argument("--pairs", type=int, default=20, help="two-photo composites (default 20)")
+    parser.add_argument("--budget", type=int, default=1633, help="model queries per search or per class (default 1633)")
     parser.add_argument("--model", default="efficientnet_lite0")
-    parser.add_argument("--methods", default="decam-first,decam-mean,rise,gradcam")
+    parser.add_argument("--methods", default="decam-first,decam-mean,rise,sobol,gradcam",
+                        help="decam-first, decam-mean (one search for both classes) and evaluation methods")
     parser.add_argument("--out", default=None, help="write per-pair rows as JSON")
     args = parser.parse_args()
 
+    from inspect import signature
+
     from decam.config import load_config
-    from decam.evaluation.methods import create_method
+    from decam.evaluation.methods import METHODS, create_method
     from decam.io.images import open_image
     from decam.models import ModelRunner
     from decam.search.explainer import Explainer
@@ -76,7 +81,8 @@ def main() -> None:
                                                                "reward": m.split("-")[1]}]))
                   for m in methods if m.startswith("decam")}
     runner = ModelRunner(base.forward, 64)
-    others = {m: create_method(m, base.model, runner, **({"n_masks": args.budget} if m == "rise" else {}))
+    others = {m: create_method(m, base.model, runner,
+                               **({"budget": args.budget} if "budget" in signature(METHODS[m]).parameters else {}))
               for m in methods if not m.startswith("decam")}
     rows = []
     for a, b in pairs:
@@ -88,8 +94,8 @@ def main() -> None:
                 exp = explainers[m].explain(x, targets)
                 maps, queries = [t.saliency for t in exp.targets], exp.queries
             else:
-                maps = [others[m](x, t) for t in targets]
-                queries = others[m].queries * 2
+                maps = others[m].maps_for(x, targets)  # one run per class; queries: of both
+                queries = others[m].queries
             seconds = time.perf_counter() - start
             for side, (t, sal) in enumerate(zip(targets, maps)):
                 hit, share = scores(sal, side)

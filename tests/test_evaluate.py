@@ -246,3 +246,95 @@ def test_rows_read_back_from_results_csv(photos, tmp_path):
     assert back.method == row.method and back.target == row.target and back.diff == pytest.approx(row.diff, abs=1e-6)
     assert set(back.scores) == set(row.scores) == {"diff_swapped", "insertion_black", "deletion_blur", "mufidelity",
                                                   "road", "road_morf", "road_lerf"}
+
+
+def boxes_model() -> LoadedModel:
+    """Classes 0 and 1 each read their own box (class 0 more strongly), class 2 is a constant rival;
+    loadable as ``test_evaluate:boxes_model``."""
+    from decam.testing import BoxesOracle
+
+    oracle = BoxesOracle([(2, 2, 12, 12), (18, 18, 30, 30)])
+    weights = torch.tensor([1.0, 0.8, 1.0])
+    return LoadedModel(lambda x: oracle(x) * weights.to(x), (SIZE, SIZE), None, ["left", "right", "rival"], "boxes",
+                       None)
+
+
+def test_targets_give_rows_per_class_from_one_decam_search_and_one_run_per_class_elsewhere(photos, tmp_path):
+    from decam.io.images import open_image, to_input
+    from decam.search.explainer import Explainer
+    from decam.workflows.evaluate import MetricSettings
+
+    model = boxes_model()
+    cfg = load_config(None, ["generations=20", "searcher.popsize=16", "fill=black", "alpha=2", "encoding.K=4"])
+    methods = build_methods(["decam", "rise"], model, cfg, {"rise": {"n_masks": 64, "fill": "black"}})
+    explainer, searches = methods["decam"].explainer, []
+    search = explainer.explain
+    explainer.explain = lambda image, target=None, *a, **k: searches.append(target) or search(image, target, *a, **k)
+    out = tmp_path / "out"
+    ev = Evaluation(model, methods, out, targets="top2", settings=MetricSettings("curves"))
+    (result,) = ev.run([photos / "a.png"])
+    assert result.error is None and searches == [[0, 1]]  # ONE search for both classes
+
+    rows = {(r.method, r.rank): r for r in ev.rows()}
+    assert sorted(rows) == [("decam", 1), ("decam", 2), ("rise", 1), ("rise", 2)]
+    assert [rows["decam", k].target for k in (1, 2)] == [rows["rise", k].target for k in (1, 2)] == [0, 1]
+    assert rows["decam", 1].queries == 16 * (20 + 1) + 1  # the shared search, counted once
+    assert (rows["decam", 2].queries, rows["decam", 2].seconds) == (0, 0.0)
+    assert rows["rise", 1].queries == rows["rise", 2].queries == 64  # RISE runs once per class
+
+    second = np.load(out / "maps" / "a" / "decam.1.npy")
+    x = to_input(open_image(photos / "a.png"), model.input_size, model.resize)
+    np.testing.assert_array_equal(second, Explainer(model, cfg).explain(x, [0, 1]).targets[1].saliency)
+    box = np.zeros((SIZE, SIZE), bool)
+    box[18:30, 18:30] = True
+    assert box.ravel()[np.argsort(second.ravel())[::-1][: box.sum()]].mean() > 0.6  # class 1's map: its box
+    assert {p.name for p in (out / "maps" / "a").iterdir()} == {"decam.0.npy", "decam.1.npy", "rise.0.npy",
+                                                                "rise.1.npy"}
+    assert (out / "curves" / "a.0.png").is_file() and (out / "curves" / "a.1.png").is_file()
+
+    with open(out / "results.csv", newline="") as f:
+        assert [(r["method"], r["target"], r["rank"]) for r in csv.DictReader(f)] == [
+            ("decam", "0", "1"), ("rise", "0", "1"), ("decam", "1", "2"), ("rise", "1", "2")]
+    summary = (out / "summary.md").read_text()
+    assert "2 classes each" in summary and "## Searched class (rank 1)" in summary
+    assert "## Other class (rank 2)" in summary and "| decam | 1 |" in summary.split("Other class")[1]
+
+
+def test_without_targets_results_have_no_rank_column(photos, tmp_path):
+    model = oracle_model()
+    ev = Evaluation(model, build_methods(["gaussian"], model, None), tmp_path / "out")
+    ev.run([photos / "a.png"])
+    with open(tmp_path / "out" / "results.csv", newline="") as f:
+        (row,) = list(csv.DictReader(f))
+    assert "rank" not in row and row["target"] == "0"
+    assert "Searched class" not in (tmp_path / "out" / "summary.md").read_text()
+
+
+def test_cli_targets_with_labels_put_the_label_first_and_a_fixed_list_is_refused(photos, tmp_path, capsys):
+    mlflow = pytest.importorskip("mlflow")
+    out, labels, uri = tmp_path / "cli", str(tmp_path / "labels.csv"), f"sqlite:///{tmp_path / 'mlflow.db'}"
+    base = ["evaluate", str(photos / "b.png"), "--model", "test_evaluate:boxes_model", "--methods", "gaussian",
+            "--metrics", "curves", "--out", str(out), "--quiet"]
+    assert main(base + ["--targets", "0,1", "--labels", labels]) == 2
+    err = capsys.readouterr().err
+    assert "--targets 0,1 and --labels both name the classes" in err and len(err.strip().splitlines()) == 1
+    assert main(base + ["--targets", "cats"]) == 2
+    assert "expected topK (top3) or class indices (3,17)" in capsys.readouterr().err
+    assert main(base + ["--targets", "top2", "--labels", labels, "--tracking-uri", uri]) == 0
+    with open(out / "results.csv", newline="") as f:  # b.png's label is class 1; the model's top class is 0
+        assert [(r["target"], r["rank"]) for r in csv.DictReader(f)] == [("1", "1"), ("0", "2")]
+    client = mlflow.MlflowClient(tracking_uri=uri)
+    runs = client.search_runs([client.get_experiment_by_name("decam-evaluate").experiment_id])
+    children = {r.info.run_name: r for r in runs if "mlflow.parentRunId" in r.data.tags}
+    assert set(children) == {"b gaussian class 1", "b gaussian class 0"}
+    assert children["b gaussian class 0"].data.params["rank"] == "2"
+
+
+def test_targets_travel_in_the_spec_a_ray_worker_rebuilds_the_evaluation_from(photos, tmp_path):
+    from decam.workflows.evaluate import MetricSettings, evaluation_spec
+
+    spec = evaluation_spec(load_config(None, ["model=test_evaluate:boxes_model"]), ["gaussian"],
+                           metrics=MetricSettings("curves"), targets="top2")
+    ev = Evaluation.from_spec(spec, tmp_path / "out")
+    ev.run([photos / "a.png"])
+    assert [(r.target, r.rank) for r in ev.rows()] == [(0, 1), (1, 2)]

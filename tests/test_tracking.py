@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -22,7 +23,7 @@ from decam.cli import main  # noqa: E402
 from decam.config import load_config  # noqa: E402
 from decam.search.explainer import Explainer  # noqa: E402
 from decam.tracking import (  # noqa: E402
-    Tracker, TrackingError, log_evaluation, log_explanation, run_params, score_explanation)
+    Tracker, TrackingError, log_evaluation, log_explanation, run_params, score_explanation, score_targets)
 
 RUN = ["model=tiny_models:tiny", "generations=3", "searcher.popsize=8", "batch_size=16"]
 
@@ -159,3 +160,62 @@ def test_evaluation_rows_become_children_of_one_parent(store, tmp_path, monkeypa
     assert sorted(children["params.method"]) == ["decam", "decam", "gradcam", "gradcam"]
     assert (children["metrics.diffauc"] == 0.25).all()
     assert "summary.md" in {a.path for a in mlflow.MlflowClient(store).list_artifacts(parent)}
+
+
+def test_several_classes_are_one_run_with_a_folder_and_metrics_per_class(tiny, tmp_path, monkeypatch, store):
+    explainer = Explainer(config=load_config(None, RUN))
+    exp = explainer.explain(tiny, "top3")
+    classes = [t.target for t in exp.targets]
+    scores = score_targets(explainer, exp, n_steps=16)
+    assert list(scores) == classes and len(set(classes)) == 3
+    assert scores[classes[1]].diff != pytest.approx(scores[classes[0]].diff)  # each class's own map and target
+    tracker = Tracker(store, "classes")
+    run_id = log_explanation(tracker, exp, "photo.jpg", scores)
+
+    runs = search_runs(monkeypatch, store, "classes")
+    assert list(runs.run_id) == [run_id]  # one run for the one search
+    run = mlflow.MlflowClient(store).get_run(run_id)
+    metrics = run.data.metrics
+    for rank, t in enumerate(classes, start=1):
+        assert metrics[f"class_{t}/diffauc"] == pytest.approx(scores[t].diff)
+        assert metrics[f"class_{t}/insertion"] == pytest.approx(scores[t].insertion)
+        assert metrics[f"class_{t}/deletion"] == pytest.approx(scores[t].deletion)
+        assert metrics[f"class_{t}/rank"] == rank
+    assert metrics["diffauc"] == pytest.approx(scores[classes[0]].diff)  # unprefixed: the searched class
+    assert metrics["queries"] == exp.queries and run.data.params["targets"] == ",".join(map(str, classes))
+
+    files = tracker.download(run_id, "", tmp_path / "art")
+    assert not (files / "photo.saliency.npy").exists()
+    for t in exp.targets:
+        folder = files / f"class_{t.target}"
+        np.testing.assert_array_equal(np.load(folder / "photo.saliency.npy"), t.saliency)
+        for png in ("photo.saliency.png", "photo.overlay.png", "curves.png"):
+            assert Image.open(folder / png).size[0] > 0
+    record = json.loads((files / "photo.json").read_text())
+    assert [e["target"] for e in record["targets"]] == classes
+    assert record["targets"][1]["saliency"] == f"class_{classes[1]}/photo.saliency.npy"
+    assert (files / "config.yaml").is_file()
+
+
+def test_one_class_logs_the_same_keys_and_files_as_before(tiny, tmp_path, monkeypatch, store):
+    explainer = Explainer(config=load_config(None, RUN))
+    exp = explainer.explain(tiny, 3)
+    run_id = log_explanation(Tracker(store, "one-class"), exp, "photo.jpg", score_explanation(explainer, exp, 16))
+    run = mlflow.MlflowClient(store).get_run(run_id)
+    assert set(run.data.metrics) == {"best", "mean", "median", "best_area", "queries", "seconds", "insertion",
+                                     "deletion", "diffauc"}
+    assert "targets" not in run.data.params
+    files = sorted(p.relative_to(tmp_path / "a").as_posix()
+                   for p in Tracker(store, "one-class").download(run_id, "", tmp_path / "a").rglob("*") if p.is_file())
+    assert files == ["config.yaml", "curves.png", "photo.json", "photo.overlay.png", "photo.saliency.npy",
+                     "photo.saliency.png"]
+
+
+def test_explain_cli_logs_several_classes_as_one_run(tiny, tmp_path, monkeypatch, store, capsys):
+    rc = main(["explain", str(tiny), *RUN, "--target", "1,2", f"tracking.uri={store}", "--out", str(tmp_path / "out"),
+               "--experiment", "cli-classes"])
+    assert rc == 0
+    runs = search_runs(monkeypatch, store, "cli-classes")
+    assert len(runs) == 1
+    assert 0 <= runs["metrics.class_2/insertion"][0] <= 1 and "metrics.class_1/diffauc" in runs
+    assert "DiffAUC class 1 " in capsys.readouterr().out

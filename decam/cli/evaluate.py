@@ -47,6 +47,12 @@ def _track(tracking: TrackingOptions, evaluation, cfg, out: str) -> int | None:
               help="deletion's substrate (zero: 0 in the normalized input, the normalization's mean colour)")
 @click.option("--labels", metavar="CSV", type=click.Path(),
               help="CSV with file,class_index columns giving each image's target (default: top-1)")
+@click.option("--targets", "targets", metavar="SPEC",
+              help="explain several classes per image: topK (the model's K most likely) or class indices "
+                   "(3,17); decam finds them all with ONE search scored on the first, the other methods run "
+                   "once per class; each class gets its own rows (rank 1 = the first) and the shared search's "
+                   "queries and seconds count on decam's rank-1 row only. With --labels only topK: the label's "
+                   "class first, then the model's most likely others")
 @click.option("--out", default="decam-eval", metavar="DIR", help="output folder (default: decam-eval)")
 @click.option("--limit", type=int, metavar="N", help="use the first N images only")
 @click.option("--gallery", type=int, default=8, metavar="N", help="images in gallery.png (default: 8)")
@@ -57,7 +63,7 @@ def _track(tracking: TrackingOptions, evaluation, cfg, out: str) -> int | None:
 @ray_option
 @debug_option
 def evaluate(items: tuple[str, ...], methods: str, metric_names: str, insertion: str, deletion: str,
-             labels: str | None, out: str, limit: int | None, gallery: int, run: RunOptions, quiet: bool,
+             labels: str | None, targets: str | None, out: str, limit: int | None, gallery: int, run: RunOptions, quiet: bool,
              tracking: TrackingOptions, ray: str | None) -> int:
     """Score explanation methods on the same images with insertion / deletion AUC (RISE reference
     substrates by default), DiffAUC with swapped substrates, MuFidelity and ROAD; --metrics all adds the
@@ -88,15 +94,19 @@ def evaluate(items: tuple[str, ...], methods: str, metric_names: str, insertion:
     settings = MetricSettings(metric_names, insertion, deletion)
     if limit is not None and limit < 1:
         raise ConfigError(f"--limit {limit}: expected a positive number of images")
+    if targets is not None:
+        from decam.workflows.evaluate_targets import check_targets
+
+        targets = check_targets(targets, with_labels=bool(labels))
     label_map = read_labels(labels) if labels else None
     images = expand_images(image_args)[:limit]
     output_folder(out)  # a folder that cannot take files stops the run before the model loads
 
     from decam.cli.progress import bar
-    from decam.evaluation.tables import markdown_table, summary_table
+    from decam.evaluation.tables import markdown_table, rank_groups, summary_table
     from decam.workflows.evaluate import Evaluation, evaluation_spec
 
-    spec = evaluation_spec(cfg, names, options, label_map, settings)
+    spec = evaluation_spec(cfg, names, options, label_map, settings, targets)
     # with --ray the driver scores nothing: it checks the methods here, on the CPU, and writes the outputs
     evaluation = Evaluation.from_spec(spec, out, gallery, device="cpu" if ray is not None else None)
     score_all = None  # each image scored here
@@ -119,7 +129,10 @@ def evaluate(items: tuple[str, ...], methods: str, metric_names: str, insertion:
         progress.close()
     failures = evaluation.failures()
     if not quiet:
-        print(markdown_table(summary_table(evaluation.rows(), names, evaluation.columns)), end="")
+        for heading, rows in rank_groups(evaluation.rows()):
+            if heading is not None:
+                print(f"{heading}:")
+            print(markdown_table(summary_table(rows, names, evaluation.columns)), end="")
         print(f"{len(images) - len(failures)} images scored; results.csv, summary.md, curves/, maps/ "
               f"and gallery.png in {out}")
     tracked = _track(tracking, evaluation, cfg, out) if tracking.enabled else None

@@ -20,9 +20,13 @@ def _tracking(options: TrackingOptions, quiet: bool) -> ExplainTracking:
     from decam.workflows.explain import ExplainTracking
 
     def logged(name: str, scores, run_id: str, tracker) -> None:
-        if not quiet:
-            print(f"{name}: DiffAUC {100 * scores.diff:.1f} → MLflow run {run_id} "
-                  f"(experiment {tracker.experiment!r}, {tracker.uri})")
+        if quiet:
+            return
+        if isinstance(scores, dict):  # several classes: {class index: scores}
+            diffs = ", ".join(f"class {t} {100 * s.diff:.1f}" for t, s in scores.items())
+        else:
+            diffs = f"{100 * scores.diff:.1f}"
+        print(f"{name}: DiffAUC {diffs} → MLflow run {run_id} (experiment {tracker.experiment!r}, {tracker.uri})")
 
     def failed(error: Exception) -> None:
         print(f"decam: warning: {' '.join(str(error).split())} (local outputs are kept; "

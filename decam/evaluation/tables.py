@@ -1,5 +1,7 @@
 """The tables of ``decam evaluate``: per-method means and medians, and paired differences against decam
-for every metric column (wins counted in each metric's own direction)."""
+for every metric column (wins counted in each metric's own direction), paired over the same (image,
+class). With several classes per image (``--targets``) each table is made twice: for the searched
+class (rank 1) and for the other classes (ranks 2 and up)."""
 
 from __future__ import annotations
 
@@ -40,19 +42,32 @@ def _paired(delta: np.ndarray, scale: float = 100.0, digits: int = 1) -> str:
 
 
 def paired_against_decam(rows: Sequence[Row], method: str, column: Column) -> tuple[np.ndarray, int]:
-    """decam − ``method`` on ``column`` over the images both scored, and on how many decam is better
-    (higher, or lower for a lower-is-better column)."""
-    decam = {r.image: value(r, column.key) for r in rows if r.method == "decam"}
-    pairs = [(decam[r.image], value(r, column.key)) for r in rows if r.method == method and r.image in decam]
+    """decam − ``method`` on ``column`` over the (image, class) pairs both scored, and on how many decam
+    is better (higher, or lower for a lower-is-better column)."""
+    decam = {(r.image, r.target): value(r, column.key) for r in rows if r.method == "decam"}
+    pairs = [(decam[r.image, r.target], value(r, column.key)) for r in rows
+             if r.method == method and (r.image, r.target) in decam]
     delta = np.array([a - b for a, b in pairs if np.isfinite(a) and np.isfinite(b)])
     wins = int((delta > 0).sum() if column.higher_is_better else (delta < 0).sum())
     return delta, wins
 
 
-def summary_table(rows: list[Row], methods: list[str], columns: Sequence[Column] = ()) -> list[dict[str, str]]:
-    """Per method: images, DiffAUC mean ± std and median, insertion, deletion (×100), each of ``columns``
-    (mean ± sample std), seconds, queries, and — when ``decam`` is among the methods — on how many images
-    decam's DiffAUC is higher and by how much on average (paired over the same images)."""
+def rank_groups(rows: Sequence[Row]) -> list[tuple[str | None, list[Row]]]:
+    """``[(None, rows)]`` when every row is of an image's first class; else the rank-1 rows (the searched
+    class) and the rows of ranks 2 and up (the other classes), each with its heading."""
+    ranks = sorted({r.rank for r in rows})
+    if ranks in ([], [1]):
+        return [(None, list(rows))]
+    top = ranks[-1]
+    return [("Searched class (rank 1)", [r for r in rows if r.rank == 1]),
+            (f"Other classes (ranks 2–{top})" if top > 2 else "Other class (rank 2)", [r for r in rows if r.rank > 1])]
+
+
+def summary_table(rows: list[Row], methods: list[str], columns: Sequence[Column] = (),
+                  unit: str = "images") -> list[dict[str, str]]:
+    """Per method: images (``unit``), DiffAUC mean ± std and median, insertion, deletion (×100), each of
+    ``columns`` (mean ± sample std), seconds, queries, and — when ``decam`` is among the methods — on how
+    many images decam's DiffAUC is higher and by how much on average (paired over the same image and class)."""
     by = {m: [r for r in rows if r.method == m] for m in methods}
     has_decam = bool(by.get("decam"))
     table = []
@@ -63,7 +78,7 @@ def summary_table(rows: list[Row], methods: list[str], columns: Sequence[Column]
         diff = np.array([r.diff for r in rs])
         entry = {
             "method": m,
-            "images": str(len(rs)),
+            unit: str(len(rs)),
             "DiffAUC": _mean_std(diff),
             "DiffAUC median": f"{100 * np.median(diff):.1f}",
             "insertion": _mean_std(np.array([r.insertion for r in rs])),
@@ -71,8 +86,8 @@ def summary_table(rows: list[Row], methods: list[str], columns: Sequence[Column]
         }
         for c in columns:
             entry[c.label] = _mean_std(np.array([value(r, c.key) for r in rs]), c.scale, c.digits)
-        entry["s / image"] = f"{np.mean([r.seconds for r in rs]):.2f}"
-        entry["queries / image"] = f"{np.mean([r.queries for r in rs]):.0f}"
+        entry[f"s / {unit[:-1]}"] = f"{np.mean([r.seconds for r in rs]):.2f}"
+        entry[f"queries / {unit[:-1]}"] = f"{np.mean([r.queries for r in rs]):.0f}"
         if has_decam:
             delta, wins = paired_against_decam(rows, m, CURVE_COLUMNS[0])
             entry["decam better"] = "—" if m == "decam" else f"{wins}/{delta.size}"
@@ -118,20 +133,33 @@ def summary_markdown(rows: list[Row], methods: list[str], model_name: str, failu
                      columns: Sequence[Column] = (), substrates: str | None = None) -> str:
     """``summary.md``: the substrates and metrics in words (``substrates``, from
     :meth:`~decam.evaluation.metrics.suite.MetricSuite.describe`), the per-method table and the paired
-    table against decam."""
+    table against decam — once, or per :func:`rank_groups` when images have several classes."""
     n_images = len({r.image for r in rows})
+    groups = rank_groups(rows)
+    n_classes = max((r.rank for r in rows), default=1)
     out = [
-        f"# Metric suite on {n_images} images, model {model_name}\n",
+        f"# Metric suite on {n_images} images" + (f", {n_classes} classes each" if n_classes > 1 else "")
+        + f", model {model_name}\n",
         "AUCs and ROAD ×100 (mean ± sample std over images), correlations as they are; DiffAUC = insertion − "
         "deletion, higher is better. " + (substrates or DEFAULT_SUBSTRATES) + "\n",
-        markdown_table(summary_table(rows, methods, columns)),
     ]
-    paired = paired_table(rows, methods, columns)
-    if paired:
-        out += ["\n## decam − method, paired over the same images (s.e.), and images where decam is better\n",
-                "↑: higher is better, ↓: lower is better; \"better\" follows each metric's direction. A claim "
-                "of \"better\" holds only on metrics the method does not optimize.\n",
-                markdown_table(paired)]
+    if n_classes > 1:
+        out.append("Each image is explained for several classes: rank 1 is the first, the class decam's search "
+                   "is scored on; decam finds every class's map with that ONE search, whose seconds and queries "
+                   "are counted on the rank-1 rows (0 on the others), while every other method runs once per "
+                   "class. Differences are paired over the same image and class.\n")
+    for heading, group in groups:
+        unit = "images" if heading is None or group[0].rank == 1 else "maps"
+        if heading is not None:
+            out.append(f"## {heading}\n")
+        out.append(markdown_table(summary_table(group, methods, columns, unit)))
+        paired = paired_table(group, methods, columns)
+        if paired:
+            title = "decam − method, paired over the same images (s.e.), and images where decam is better"
+            out += [f"\n{'###' if heading else '##'} {title}\n",
+                    "↑: higher is better, ↓: lower is better; \"better\" follows each metric's direction. A claim "
+                    "of \"better\" holds only on metrics the method does not optimize.\n",
+                    markdown_table(paired)]
     if failures:
         out.append(f"\n## Skipped images ({len(failures)})\n")
         out += [f"- {r.error}" for r in failures]

@@ -78,24 +78,18 @@ def _whole(path: Path) -> bool:
         return False
 
 
-def _map_files(stem: str, saliency: np.ndarray, image) -> list[tuple[str, object, object]]:
+def map_files(stem: str, saliency: np.ndarray, image) -> list[tuple[str, object, object]]:
+    """``(file name, save function, data)`` for one map: ``<stem>.saliency.npy``, ``.saliency.png`` and,
+    given the model input ``image``, ``.overlay.png``."""
     files = [(f"{stem}.saliency.npy", save_npy, saliency), (f"{stem}.saliency.png", save_png, colorize(saliency))]
     if image is not None:
         files.append((f"{stem}.overlay.png", save_png, overlay(image, saliency)))
     return files
 
 
-def write_explanation(
-    out_dir: Path, name: str, exp, used: set[str] | None = None, stem: str | None = None
-) -> str:
-    """Write ``<stem>.saliency.npy``, ``.saliency.png``, ``.overlay.png`` and ``.json``; return the stem.
-
-    ``exp`` is an explanation (decam.search.explanation.Explanation or anything with its fields).
-    With several targets each class gets its own set, ``<stem>.<class index>.saliency.npy`` and so
-    on, and the JSON lists them. ``stem`` defaults to a unique stem derived from ``name``. The JSON
-    goes last, so its presence marks a complete set of outputs.
-    """
-    stem = stem or unique_stem(name, used if used is not None else set())
+def explanation_record(name: str, exp) -> dict:
+    """The JSON record of one explanation without its map files: image, (first) target, scores, queries,
+    seconds, why it stopped, config, history, and a remote model's counters."""
     record = {
         "image": name,
         "target": exp.target,
@@ -110,17 +104,32 @@ def write_explanation(
     }
     if getattr(exp, "remote", None):  # a model behind a connection: images scored, HTTP requests, retries
         record["remote"] = dict(exp.remote)
+    return record
+
+
+def write_explanation(
+    out_dir: Path, name: str, exp, used: set[str] | None = None, stem: str | None = None
+) -> str:
+    """Write ``<stem>.saliency.npy``, ``.saliency.png``, ``.overlay.png`` and ``.json``; return the stem.
+
+    ``exp`` is an explanation (decam.search.explanation.Explanation or anything with its fields).
+    With several targets each class gets its own set, ``<stem>.<class index>.saliency.npy`` and so
+    on, and the JSON lists them. ``stem`` defaults to a unique stem derived from ``name``. The JSON
+    goes last, so its presence marks a complete set of outputs.
+    """
+    stem = stem or unique_stem(name, used if used is not None else set())
+    record = explanation_record(name, exp)
     targets = getattr(exp, "targets", None) or []
     if len(targets) > 1:
         writes, record["targets"] = [], []
         for t in targets:
-            files = _map_files(f"{stem}.{t.target}", t.saliency, exp.image)
+            files = map_files(f"{stem}.{t.target}", t.saliency, exp.image)
             writes += files
             record["targets"].append({"target": t.target, "class_name": t.class_name, "score": t.score,
                                       "probability": t.probability, "saliency": files[0][0],
                                       "saliency_png": files[1][0]})
     else:
-        writes = _map_files(stem, exp.saliency, exp.image)
+        writes = map_files(stem, exp.saliency, exp.image)
     writes.append((f"{stem}.json", save_json, record))  # rendered all first: the files land close together
     written: list[Path] = []
     with contextlib.suppress(FileNotFoundError):  # redoing: no old record vouches for a half-new set meanwhile

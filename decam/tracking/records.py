@@ -84,19 +84,36 @@ def explanation_metrics(exp, scores=None) -> dict[str, float]:
     return out
 
 
+def class_scores(exp, scores) -> dict[int, Any]:
+    """``scores`` as ``{class index: CurveScores}``: a mapping as given, one CurveScores as the first
+    class's, None as none."""
+    if scores is None:
+        return {}
+    return dict(scores) if isinstance(scores, Mapping) else {exp.target: scores}
+
+
 def write_run_files(folder: str | Path, image_id: str, exp, scores=None) -> Path:
-    """The files a tracked explanation carries: saliency .npy/.png, overlay, JSON, curves plot, config YAML."""
+    """The files a tracked explanation carries: saliency .npy/.png, overlay, JSON, curves plot, config YAML.
+
+    With several classes (``exp.targets``) the maps and curves go to one folder per class
+    (:func:`decam.tracking.classes.write_class_files`); ``scores`` is then ``{class index: CurveScores}``
+    (or one CurveScores: the first class's)."""
     from omegaconf import OmegaConf
 
-    from decam.tracking.charts import curves_plot
     from decam.io import atomic_open
     from decam.io.outputs import write_explanation
+    from decam.tracking.charts import curves_plot
+    from decam.tracking.classes import is_several, write_class_files
 
     folder = Path(folder)
-    write_explanation(folder, image_id, exp)
-    if scores is not None:
-        curves_plot(folder / "curves.png", scores.insertion_curve, scores.deletion_curve,
-                    f"{Path(image_id).stem}: DiffAUC {scores.diff:.3f}")
+    if is_several(exp):
+        write_class_files(folder, image_id, exp, class_scores(exp, scores))
+    else:
+        write_explanation(folder, image_id, exp)
+        scores = class_scores(exp, scores).get(exp.target)
+        if scores is not None:
+            curves_plot(folder / "curves.png", scores.insertion_curve, scores.deletion_curve,
+                        f"{Path(image_id).stem}: DiffAUC {scores.diff:.3f}")
     with atomic_open(folder / "config.yaml", "w") as f:
         f.write(OmegaConf.to_yaml(OmegaConf.create(exp.config)))
     return folder
@@ -115,9 +132,19 @@ def log_explanation(
 ) -> str:
     """Log one :class:`~decam.search.explainer.Explanation` (and its :class:`~decam.evaluation.metrics.CurveScores`) as a run.
 
-    ``folder``: where the artifact files are written first (kept); default a temporary folder.
+    ``folder``: where the artifact files are written first (kept); default a temporary folder. An
+    explanation of several classes is still one run, with per-class artifact folders and metrics
+    (:mod:`decam.tracking.classes`; ``scores``: ``{class index: CurveScores}`` from
+    :func:`~decam.tracking.classes.score_targets`) and the classes as param ``targets``.
     """
+    from decam.tracking.classes import class_metrics, is_several
+
     tags = {"decam.image": image_id, **(tags or {})}
+    params, per_class = run_params(exp.config, image_id), class_scores(exp, scores)
+    metrics = explanation_metrics(exp, per_class.get(exp.target))
+    if is_several(exp):
+        params["targets"] = ",".join(str(t.target) for t in exp.targets)
+        metrics.update(class_metrics(exp, per_class))
     with contextlib.ExitStack() as stack:
         if folder is None:
             folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="decam-run-"))
@@ -125,8 +152,8 @@ def log_explanation(
         return log_record(
             tracker,
             run_name or Path(image_id).stem,
-            params=run_params(exp.config, image_id),
-            metrics=explanation_metrics(exp, scores),
+            params=params,
+            metrics=metrics,
             series=history_rows(exp.history, exp.queries),
             folder=folder,
             tags=tags,
@@ -143,19 +170,23 @@ def log_evaluation(
     folder: str | Path | None = None,
 ) -> str:
     """A method comparison as one parent run (``params``, the files in ``folder``) with one child run per
-    row (an image × method with ``image``, ``method``, ``insertion``, ``deletion``, ``diff`` or
-    ``diffauc``, ``seconds``, ``queries``; dataclasses or mappings). Returns the parent's id."""
+    row (an image × method — × class when images have several, ``rank`` > 1 — with ``image``, ``method``,
+    ``insertion``, ``deletion``, ``diff`` or ``diffauc``, ``seconds``, ``queries``; dataclasses or
+    mappings). Returns the parent's id."""
     import dataclasses
 
     with tracker.run(name, {"decam.kind": "evaluation"}) as parent:
         if params:
             tracker.log_params(parent, params)
-        for row in rows:
-            r = dataclasses.asdict(row) if dataclasses.is_dataclass(row) else dict(row)
+        records = [dataclasses.asdict(row) if dataclasses.is_dataclass(row) else dict(row) for row in rows]
+        several = any(int(r.get("rank", 1)) > 1 for r in records)  # several classes per image: name the class
+        for r in records:
             metrics = {k: r[k] for k in ("insertion", "deletion", "seconds", "queries") if k in r}
             metrics["diffauc"] = r.get("diffauc", r.get("diff"))
-            extra = {k: v for k, v in r.items() if k not in metrics and k != "diff" and not isinstance(v, (list, dict))}
-            log_record(tracker, f"{Path(str(r['image'])).stem} {r['method']}", params=extra, metrics=metrics,
+            extra = {k: v for k, v in r.items() if k not in metrics and k != "diff" and not isinstance(v, (list, dict))
+                     and (several or k != "rank")}
+            run_name = f"{Path(str(r['image'])).stem} {r['method']}" + (f" class {r['target']}" if several else "")
+            log_record(tracker, run_name, params=extra, metrics=metrics,
                        tags={"decam.method": str(r["method"]), "decam.image": str(r["image"])}, parent=parent)
         if folder is not None:
             tracker.log_artifacts(parent, folder)
@@ -163,13 +194,10 @@ def log_evaluation(
 
 
 def score_explanation(explainer, exp, n_steps: int | None = None):
-    """Insertion/deletion :class:`~decam.evaluation.metrics.CurveScores` of ``exp`` through the
-    explainer's fast forward (the same precision and layout as its search), with the RISE reference
-    substrates placed by the model's normalization."""
-    from decam.evaluation.metrics import N_STEPS, insertion_deletion
-    from decam.models import ModelRunner
+    """Insertion/deletion :class:`~decam.evaluation.metrics.CurveScores` of ``exp`` (its first class's
+    map) through the explainer's fast forward (the same precision and layout as its search), with the
+    RISE reference substrates placed by the model's normalization. Every class's:
+    :func:`decam.tracking.classes.score_targets`."""
+    from decam.tracking.classes import score_map
 
-    image = exp.image.to(explainer.device)
-    runner = ModelRunner(explainer.forward, explainer.config.batch_size)
-    return insertion_deletion(runner, image, exp.saliency, exp.target, n_steps=n_steps or N_STEPS,
-                              batch_size=runner.batch_size, normalization=explainer.model.normalization)
+    return score_map(explainer, exp.image, exp.saliency, exp.target, n_steps)

@@ -8,6 +8,14 @@ decam for every metric), ``curves/<stem>.png`` (the curves of every method),
 ``gallery.png`` (photo | each method's map) and ``maps/<stem>/<method>.npy`` (float32 at the model's
 input size, the exact maps that were scored). An image that fails (unreadable, no label, a method
 error) is reported and left out of every table, so all methods are compared on the same images.
+
+``targets`` (``--targets top3`` or ``3,17``, :mod:`decam.workflows.evaluate_targets`) explains every
+image for several classes: decam finds all their maps with ONE search, every other method runs once
+per class, and each class gives its own rows (column ``rank``: 1 = the searched class) — the shared
+search's seconds and queries are on decam's rank-1 row and 0 on its other rows
+(:mod:`decam.evaluation.scoring`). The maps are then ``maps/<stem>/<method>.<class>.npy``, the curves
+``curves/<stem>.<class>.png``, the gallery shows the first class, and ``summary.md`` has its tables for
+the searched class and for the others.
 """
 
 from __future__ import annotations
@@ -23,8 +31,8 @@ import torch
 
 from decam.evaluation.building import MethodBuilder, build_methods, split_method_options
 from decam.evaluation.methods import Method
-from decam.evaluation.metrics.suite import MapScores, MetricSettings
-from decam.evaluation.scoring import ImageResult, ImageScorer, ImageScores, Row, read_labels
+from decam.evaluation.metrics.suite import MetricSettings
+from decam.evaluation.scoring import ClassMaps, ImageResult, ImageScorer, ImageScores, Row, read_labels
 from decam.evaluation.tables import summary_markdown
 from decam.io import atomic_open, save_npy
 from decam.io.outputs import unique_stem
@@ -35,16 +43,16 @@ __all__ = ["Evaluation", "ImageResult", "ImageScores", "MethodBuilder", "MetricS
 
 
 def evaluation_spec(config, methods: Sequence[str], options: dict[str, dict] | None = None,
-                    labels: dict[str, int] | None = None, metrics: MetricSettings | None = None) -> str:
+                    labels: dict[str, int] | None = None, metrics: MetricSettings | None = None,
+                    targets: str | None = None) -> str:
     """Everything :meth:`Evaluation.from_spec` needs, as one JSON string (a Ray worker rebuilds the
-    Evaluation from it): the decam config, which holds the model, the methods, their options, the labels
-    and the metric settings (substrates included)."""
+    Evaluation from it): the decam config, which holds the model, the methods, their options, the labels,
+    the metric settings (substrates included) and the ``targets`` spec (None: one class per image)."""
     from omegaconf import OmegaConf
 
     return json.dumps({"config": OmegaConf.to_container(config), "methods": list(methods),
                        "options": options or {}, "labels": labels,
-                       "metrics": (metrics or MetricSettings()).to_dict()}, sort_keys=True)
-
+                       "metrics": (metrics or MetricSettings()).to_dict(), "targets": targets}, sort_keys=True)
 
 
 class Evaluation(ImageScorer):
@@ -63,9 +71,13 @@ class Evaluation(ImageScorer):
         gallery_rows: int = 8,
         settings: MetricSettings | None = None,
         builder: MethodBuilder | None = None,
+        targets: str | None = None,
     ) -> None:
+        from decam.workflows.evaluate_targets import target_chooser
+
         super().__init__(model, methods, labels=labels, runner=runner, device=device, settings=settings,
-                         builder=builder)
+                         builder=builder, choose=target_chooser(targets, labels is not None))
+        self.targets = targets
         self.out_dir, self.gallery_rows = Path(out_dir), gallery_rows
         self.results: list[ImageResult] = []
         self._gallery: list[tuple[str, torch.Tensor, dict[str, np.ndarray]]] = []
@@ -92,7 +104,8 @@ class Evaluation(ImageScorer):
                                 fold=cfg.fold_batchnorm)
         return cls(model, builder.build_all(spec["methods"]), out_dir, labels=spec["labels"], runner=runner,
                    device=cfg.device, gallery_rows=gallery_rows,
-                   settings=MetricSettings.from_dict(spec.get("metrics")), builder=builder)
+                   settings=MetricSettings.from_dict(spec.get("metrics")), builder=builder,
+                   targets=spec.get("targets"))
 
     def run(
         self,
@@ -121,22 +134,25 @@ class Evaluation(ImageScorer):
         """Keep one image's outcome: its maps, curves and gallery row, then the tables rewritten."""
         result = scored.result
         if result.error is None:
-            self.write_image_outputs(result.stem, scored.x, scored.maps, scored.scores, result.rows[0].class_name)
+            self.write_image_outputs(result.stem, scored.x, scored.classes)
             if len(self._gallery) < self.gallery_rows:
                 self._gallery.append((result.stem, scored.x, scored.maps))
         self.results.append(result)
         self.write_tables()
         return result
 
-    def write_image_outputs(self, stem: str, x: torch.Tensor, maps: dict[str, np.ndarray],
-                            scores: dict[str, MapScores], class_name: str) -> None:
+    def write_image_outputs(self, stem: str, x: torch.Tensor, classes: list[ClassMaps]) -> None:
+        """Every map of one image and one curves figure per class (named by class when there are several)."""
         from decam.evaluation.figures import curves_figure
 
-        for method, sal in maps.items():
-            save_npy(self.out_dir / "maps" / stem / f"{method}.npy", sal)
-        swapped = {m: s.swapped for m, s in scores.items() if s.swapped is not None}
-        save_figure(self.out_dir / "curves" / f"{stem}.png",
-                    curves_figure(stem, class_name, {m: s.curves for m, s in scores.items()}, swapped or None))
+        for cls in classes:
+            suffix = f".{cls.target}" if len(classes) > 1 else ""
+            for method, sal in cls.maps.items():
+                save_npy(self.out_dir / "maps" / stem / f"{method}{suffix}.npy", sal)
+            swapped = {m: s.swapped for m, s in cls.scores.items() if s.swapped is not None}
+            curves = {m: s.curves for m, s in cls.scores.items()}
+            save_figure(self.out_dir / "curves" / f"{stem}{suffix}.png",
+                        curves_figure(stem, cls.class_name, curves, swapped or None))
 
     def rows(self) -> list[Row]:
         return [row for r in self.results for row in r.rows]
@@ -145,12 +161,14 @@ class Evaluation(ImageScorer):
         return [r for r in self.results if r.error is not None]
 
     def write_tables(self) -> None:
-        """``results.csv`` and ``summary.md`` for the images done so far (atomic rewrites)."""
+        """``results.csv`` and ``summary.md`` for the images done so far (atomic rewrites); the ``rank``
+        column only with ``targets`` (several classes per image)."""
         keys = [c.key for c in self.columns]
         with atomic_open(self.out_dir / "results.csv", "w") as f:
             writer = csv.writer(f)
-            rows = [row.record(keys) for row in self.rows()]
-            writer.writerow(list(rows[0]) if rows else list(Row.__dataclass_fields__)[:-1] + keys)
+            fixed = [k for k in Row.__dataclass_fields__ if k != "scores" and (k != "rank" or self.targets)]
+            rows = [{k: v for k, v in row.record(keys).items() if k in fixed or k in keys} for row in self.rows()]
+            writer.writerow(list(rows[0]) if rows else fixed + keys)
             for rec in rows:
                 writer.writerow([f"{v:.6f}" if isinstance(v, float) else v for v in rec.values()])
         with atomic_open(self.out_dir / "summary.md", "w") as f:

@@ -34,13 +34,16 @@ class ExplainTracking:
     def log(self, explainer, exp, name: str) -> str | None:
         """Score ``exp`` with ``explainer``'s model and log it; the run id (None once the store has failed).
 
-        ``on_logged(name, scores, run_id, tracker)`` hears of each run.
+        An explanation of several classes is one run with every class's map scored
+        (:mod:`decam.tracking.classes`). ``on_logged(name, scores, run_id, tracker)`` hears of each
+        run; ``scores`` is the CurveScores of the one class, or ``{class index: CurveScores}``.
         """
         if self.failed is not None:
             return None
-        from decam.tracking import Tracker, TrackingError, log_explanation, score_explanation
+        from decam.tracking import Tracker, TrackingError, log_explanation, score_explanation, score_targets
 
-        scores = score_explanation(explainer, exp)
+        several = len(getattr(exp, "targets", None) or []) > 1
+        scores = score_targets(explainer, exp) if several else score_explanation(explainer, exp)
         try:
             self.tracker = self.tracker or Tracker(self.uri, self.experiment)
             run_id = log_explanation(self.tracker, exp, name, scores)

@@ -53,6 +53,9 @@ class Method:
     """Base class: ``attribute(image, target)`` returns an ``(H, W)`` map; ``__call__`` checks it."""
 
     name: str = "method"
+    shares_targets: bool = False
+    """Whether :meth:`maps_for` finds several classes' maps with one run (decam: one search), so that
+    run's seconds and queries are those of all the classes together."""
 
     def __init__(self, model: LoadedModel, budget: int | None = None) -> None:
         self.model = model
@@ -68,7 +71,20 @@ class Method:
     def __call__(self, image: torch.Tensor, target: int) -> np.ndarray:
         """``image`` ``(3, H, W)`` on the model's device → finite ``(H, W)`` float32 map."""
         self.queries = 0
-        sal = self.attribute(image, int(target))
+        return self._checked(image, self.attribute(image, int(target)))
+
+    def maps_for(self, image: torch.Tensor, targets: list[int]) -> list[np.ndarray]:
+        """One checked map per class of ``targets``; ``queries`` counts them all. By default one call
+        per class; a method with :attr:`shares_targets` overrides it with one run for all of them."""
+        maps, total = [], 0
+        for t in targets:
+            maps.append(self(image, t))
+            total += self.queries
+        self.queries = total
+        return maps
+
+    def _checked(self, image: torch.Tensor, sal: np.ndarray | torch.Tensor) -> np.ndarray:
+        """``sal`` as a finite ``(H, W)`` float32 array the size of ``image``, else a RuntimeError naming the method."""
         if isinstance(sal, torch.Tensor):
             sal = sal.detach().float().cpu().numpy()
         sal = np.asarray(sal, dtype=np.float32)
