@@ -82,7 +82,7 @@ def report(rows: list[dict], title: str) -> str:
     by = {(r["method"], r["stem"]): r for r in rows}
     photos = sorted({r["stem"] for r in rows if r["method"] == "decam"})
     lines = [f"### {title} — {len(photos)} photos", "",
-             "| method | " + " | ".join(label for _, label, _ in METRICS) + " | s / photo | queries |",
+             "| method | " + " | ".join(label for _, label, _ in METRICS) + " | s / photo (median) | queries |",
              "|---" * (len(METRICS) + 3) + "|"]
     for m in methods:
         cells = []
@@ -92,7 +92,7 @@ def report(rows: list[dict], title: str) -> str:
             cells.append(f"{100 * v.mean():.1f} ± {100 * _se(v):.1f}" if v.size else "—")
         sec = np.array([_num(by[m, p], "seconds") for p in photos if (m, p) in by])
         q = np.array([_num(by[m, p], "queries") for p in photos if (m, p) in by])
-        lines.append(f"| {m} | " + " | ".join(cells) + f" | {np.nanmean(sec):.1f} | {np.nanmean(q):.0f} |")
+        lines.append(f"| {m} | " + " | ".join(cells) + f" | {np.nanmedian(sec):.1f} | {np.nanmean(q):.0f} |")
     lines += ["", "decam − method, paired over the same photos (×100, mean ± s.e.; `*`: beyond 2 s.e.); "
               "wins: photos where decam is better.", "",
               "| method | " + " | ".join(f"{label} (wins)" for _, label, _ in METRICS) + " |",

@@ -174,6 +174,7 @@ class ImageScorer:
         self.settings = settings or MetricSettings()
         self.suite = MetricSuite(self.settings, self.runner, model.normalization, self.runner.batch_size)
         self.builder = builder
+        self._warm = False
         self.stages: list[str] = []
         if self.settings.reruns and builder is None:
             raise ConfigError("the sanity and stability metrics re-run the methods: give the evaluation the "
@@ -204,6 +205,17 @@ class ImageScorer:
             targets = [int(logits.argmax()) if label is None else label]
         return targets, logits.softmax(-1)
 
+    def warm_up(self, x: torch.Tensor) -> None:
+        """One untimed batch through the shared forward path and every method's own (decam's), before the
+        first image: one-off set-up (oneDNN primitives, allocator pools) is no method's cost per photo."""
+        self._warm = True
+        batch = x.unsqueeze(0).expand(self.runner.batch_size if self.runner is not None else 1, -1, -1, -1)
+        with torch.inference_mode():
+            if self.runner is not None:
+                self.runner(batch.contiguous())
+            for method in self.methods.values():
+                method.warm_up(batch.contiguous())
+
     def score(self, path: str | Path, stem: str, image: Image.Image | None = None) -> ImageScores:
         """All methods on one image (``image``: already decoded, else opened from ``path``) for each of
         its classes; nothing is written. Any failure → ImageScores whose result has ``error`` and no rows."""
@@ -213,6 +225,8 @@ class ImageScorer:
         try:
             x = to_input(open_image(path) if image is None else image, self.model.input_size,
                          self.model.resize).to(self.device)
+            if not self._warm:
+                self.warm_up(x)
             targets, probs = self.targets_for(path, x)
             classes = [ClassMaps(t, self.model.class_name(t), float(probs[t])) for t in targets]
             rows: list[list[Row]] = [[] for _ in classes]

@@ -20,6 +20,9 @@ class DecamMethod(Method):
         super().__init__(model)
         self.explainer = Explainer(model, config)
 
+    def warm_up(self, batch: torch.Tensor) -> None:
+        self.explainer.forward(batch)
+
     def attribute(self, image: torch.Tensor, target: int) -> np.ndarray:
         exp = self.explainer.explain(image, target)
         self.queries = exp.queries

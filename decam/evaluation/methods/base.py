@@ -68,6 +68,10 @@ class Method:
     def attribute(self, image: torch.Tensor, target: int) -> np.ndarray | torch.Tensor:
         raise NotImplementedError
 
+    def warm_up(self, batch: torch.Tensor) -> None:
+        """Called once, untimed, before the first image: a method with a forward path of its own runs
+        ``batch`` through it (the shared one is warmed by the evaluation)."""
+
     def __call__(self, image: torch.Tensor, target: int) -> np.ndarray:
         """``image`` ``(3, H, W)`` on the model's device → finite ``(H, W)`` float32 map."""
         self.queries = 0
