@@ -45,6 +45,8 @@ class Answer:
     delay: float = 0.0
     drop: bool = False
     """Close the connection without answering."""
+    truncate: bool = False
+    """Announce the whole body, send only its first half, then close (a server dying mid-answer)."""
 
 
 def scores_answer(request: Request, scores: Callable[[torch.Tensor], torch.Tensor] = tiny_scores) -> Answer:
@@ -90,6 +92,10 @@ class FakeServer:
                     self.send_header(key, value)
                 self.send_header("Content-Length", str(len(answer.body)))
                 self.end_headers()
+                if answer.truncate:
+                    self.wfile.write(answer.body[: len(answer.body) // 2])
+                    self.close_connection = True
+                    return
                 self.wfile.write(answer.body)
 
             do_GET = do_POST = _serve

@@ -66,6 +66,19 @@ def test_5xx_and_dropped_connections_are_retried_with_backoff():
     assert model.forward.counters.as_dict() == {"images": 2, "requests": 4, "retries": 2}
 
 
+def test_an_answer_cut_short_by_a_dying_server_is_a_dropped_connection_and_retried():
+    def dies_mid_answer(request, i):
+        answer = scores_answer(request)
+        answer.truncate = request.method == "POST" and i == 1  # headers announce the body, half of it comes
+        return answer
+
+    with FakeServer(dies_mid_answer, keep_alive=False) as server:
+        model = load_model(server.url, options={**FAST, "in_flight": 1})
+        out = model.forward(images(2))
+    assert torch.equal(out, tiny_scores(images(2)))  # not "the server answered garbage"
+    assert model.forward.counters.as_dict() == {"images": 2, "requests": 3, "retries": 1}
+
+
 def test_a_kept_alive_connection_closed_while_idle_is_resent_at_once_not_retried():
     def idle_close(request, i):
         return Answer(drop=True) if request.method == "POST" and i == 1 else scores_answer(request)

@@ -183,6 +183,8 @@ class Endpoint:
                 if not chunk:
                     break
                 chunks.append(chunk)
+            if response.length:  # read1 ends quietly when the server dies mid-body: a dropped connection
+                raise http.client.IncompleteRead(b"".join(chunks), response.length)
         except (ConnectionResetError, BrokenPipeError) as e:
             e.answered = True  # the server had started answering: a real failure, not an idle close
             raise
@@ -198,6 +200,8 @@ def _describe(e: BaseException) -> str:
         return "connection refused"
     if isinstance(e, ConnectionResetError):
         return "connection reset by the server"
+    if isinstance(e, http.client.IncompleteRead):
+        return "the connection closed in the middle of the answer"
     if isinstance(e, http.client.RemoteDisconnected):
         return "the server closed the connection without answering"
     if isinstance(e, socket.gaierror):
