@@ -14,12 +14,6 @@ import argparse
 import numpy as np
 
 
-def top_share(saliency: np.ndarray, region) -> float:
-    region = np.asarray(region)
-    top = np.argsort(saliency.ravel())[::-1][: region.sum()]
-    return float(region.ravel()[top].mean())
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=3)
@@ -28,7 +22,7 @@ def main() -> None:
 
     import decam
     from decam.models import from_callable
-    from decam.testing import EvidenceOracle, evidence_image
+    from decam.testing import EvidenceOracle, evidence_image, top_share
 
     print("| fill | texture | colour |\n|---|---|---|")
     for fill in args.fills.split(","):
@@ -38,7 +32,7 @@ def main() -> None:
             oracle = EvidenceOracle(image, kind=kind)
             model = from_callable(oracle, input_size=(64, 64))
             shares = [top_share(decam.explain(model, image, fill=fill, seed=s).saliency,
-                                oracle.region_mask(64, 64).numpy()) for s in range(args.seeds)]
+                                oracle.region_mask(64, 64)) for s in range(args.seeds)]
             cells.append(f"{np.mean(shares):.2f}")
         print(f"| {fill} | " + " | ".join(cells) + " |", flush=True)
 

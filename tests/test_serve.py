@@ -56,6 +56,19 @@ def assert_nothing_half_written(out: Path, checkpoint: bool | None = False) -> N
     assert rows and all(row["exit_code"] == "4" for row in rows)
 
 
+def search_until_killed(server: DecamServe, args: list[str], posts: int) -> int:
+    """``decam ARGS`` in a thread; ``server`` SIGKILLed once it has had ``posts`` requests; the exit code."""
+    result = {}
+    search = threading.Thread(target=lambda: result.update(code=main(args)))
+    search.start()
+    server.wait_for_posts(posts)
+    server.proc.send_signal(signal.SIGKILL)
+    server.proc.wait()
+    search.join(timeout=120)
+    assert not search.is_alive()
+    return result["code"]
+
+
 @pytest.fixture(scope="module")
 def tiny_server():
     with DecamServe("tiny_models:tiny", "--quiet") as server:
@@ -100,14 +113,8 @@ def test_a_server_killed_mid_search_is_one_line_exit_4_and_nothing_half_written(
     with DecamServe("tiny_models:slow", TINY_DELAY="0.2") as server:  # logs every request
         args = ["explain", "--model", server.url, "--generations", "50", "--popsize", "8", "batch_size=8",
                 "--quiet", "--out", str(out), *FAST_RETRIES]
-        result = {}
-        search = threading.Thread(target=lambda: result.update(code=main(args)))
-        search.start()
-        server.wait_for_posts(4)  # the unmasked image, then the search's batches
-        server.proc.send_signal(signal.SIGKILL)
-        server.proc.wait()
-        search.join(timeout=120)
-    assert not search.is_alive() and result["code"] == 4
+        code = search_until_killed(server, args, posts=4)  # the unmasked image, then the search's batches
+    assert code == 4
     assert error_lines(capsys.readouterr().err, out) == [
         f"decam: error: coffee: {server.url}: connection refused (4 attempts)"]
     assert_nothing_half_written(out, checkpoint=None)  # the search may have finished a generation
@@ -124,14 +131,9 @@ def test_a_search_whose_server_was_killed_resumes_against_a_fresh_server(tmp_pat
     run += ["model_options.in_flight=1", *FAST_RETRIES]  # one request per batch of 8, as in-process
     with DecamServe("tiny_models:slow", TINY_DELAY="0.1") as server:  # logs every request
         args = ["explain", "--model", server.url, *run, "--out", str(out)]
-        result = {}
-        search = threading.Thread(target=lambda: result.update(code=main(args)))
-        search.start()
-        server.wait_for_posts(4)  # the unmasked image, generation 1 (2 batches), generation 2: 1 saved at least
-        server.proc.send_signal(signal.SIGKILL)
-        server.proc.wait()
-        search.join(timeout=120)
-    assert not search.is_alive() and result["code"] == 4
+        # the unmasked image, generation 1 (2 batches), generation 2: 1 saved at least
+        code = search_until_killed(server, args, posts=4)
+    assert code == 4
     assert error_lines(capsys.readouterr().err, out) == [
         f"decam: error: coffee: {server.url}: connection refused (4 attempts)"]
     assert_nothing_half_written(out, checkpoint=True)

@@ -12,7 +12,7 @@ import decam
 from decam.cli import main
 from decam.errors import InputError
 from decam.search.targets import resolve_targets
-from decam.testing import BoxesOracle
+from decam.testing import BoxesOracle, top_share
 
 LOGITS = torch.tensor([0.1, 3.0, 2.0, -1.0, 5.0])
 
@@ -32,13 +32,6 @@ def test_target_specs_name_classes_in_order(spec, expected):
 def test_bad_target_specs_are_input_errors(spec, message):
     with pytest.raises(InputError, match=message):
         resolve_targets(spec, LOGITS)
-
-
-def top_share(saliency: np.ndarray, region: torch.Tensor) -> float:
-    """Of the region's size in most salient pixels, the fraction that lie in the region."""
-    region = region.numpy()
-    top = np.argsort(saliency.ravel())[::-1][: region.sum()]
-    return float(region.ravel()[top].mean())
 
 
 SETTINGS = dict(generations=40, popsize=16, fill="black", alpha=2.0, seed=0)

@@ -209,12 +209,11 @@ class ImageScorer:
         """One untimed batch through the shared forward path and every method's own (decam's), before the
         first image: one-off set-up (oneDNN primitives, allocator pools) is no method's cost per photo."""
         self._warm = True
-        batch = x.unsqueeze(0).expand(self.runner.batch_size if self.runner is not None else 1, -1, -1, -1)
+        batch = x.unsqueeze(0).expand(self.runner.batch_size, -1, -1, -1).contiguous()
         with torch.inference_mode():
-            if self.runner is not None:
-                self.runner(batch.contiguous())
+            self.runner(batch)
             for method in self.methods.values():
-                method.warm_up(batch.contiguous())
+                method.warm_up(batch)
 
     def score(self, path: str | Path, stem: str, image: Image.Image | None = None) -> ImageScores:
         """All methods on one image (``image``: already decoded, else opened from ``path``) for each of

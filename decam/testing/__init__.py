@@ -7,7 +7,7 @@ tests that a search finds it.
 
 from decam.testing.conformance import check_encoding, check_searcher, extreme_genomes, oracle_problem
 from decam.testing.oracles import (DEFAULT_REGION, BoxesOracle, BoxOracle, EvidenceOracle, SquareOracle, box_mask,
-                                   evidence_image, oracle_image, region_mask)
+                                   evidence_image, oracle_image, region_mask, top_share)
 
 __all__ = ["DEFAULT_REGION", "BoxesOracle", "BoxOracle", "EvidenceOracle", "evidence_image", "SquareOracle", "box_mask", "check_encoding", "check_searcher",
-           "extreme_genomes", "oracle_image", "oracle_problem", "region_mask"]
+           "extreme_genomes", "oracle_image", "oracle_problem", "region_mask", "top_share"]

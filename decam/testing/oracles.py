@@ -3,6 +3,7 @@ can check that a search finds it. Each also says where its evidence is (``region
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 #: ``(top, left, side)`` of the square oracle's evidence square in a 48 × 48 image.
@@ -149,3 +150,11 @@ class EvidenceOracle:
 
     def region_mask(self, height: int, width: int) -> torch.Tensor:
         return box_mask(height, width, self.box)
+
+
+def top_share(saliency: np.ndarray, region: torch.Tensor | np.ndarray) -> float:
+    """Of the region's area in most salient pixels, the fraction that lie in the region (top-k precision,
+    k = the region's area; chance = the region's share of the image)."""
+    region = np.asarray(region, dtype=bool)
+    top = np.argsort(np.asarray(saliency).ravel())[::-1][: region.sum()]
+    return float(region.ravel()[top].mean())
